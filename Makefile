@@ -1,0 +1,58 @@
+# Two commands for a newcomer: `make demo` and `make test`. Both set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV_VERSION := 0.13.9
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test deps system-deps services-up services-down lock bench clean
+
+deps: system-deps $(STAMP)
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+# Java 17 (Spark through RayDP) and redis-server (the embedded online store).
+system-deps:
+	@missing=""; \
+	java -version 2>&1 | grep -q 'version "17' || missing="$$missing openjdk-17-jre-headless"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  else \
+	    echo "error: missing system packages:$$missing"; \
+	    echo "install them with: sudo apt-get install -y$$missing   (Java must be 17 and first on PATH)"; exit 1; \
+	  fi; \
+	fi
+
+services-up: deps
+	$(BIN)/churn services up
+
+services-down:
+	$(BIN)/churn services down
+
+demo: deps services-up
+	$(BIN)/churn demo
+
+test: deps
+	$(BIN)/pytest tests
+
+bench: deps
+	$(BIN)/python -m load_tests.bench_generate
+
+# Re-resolve the lock (only when changing pyproject.toml dependencies).
+lock: $(BIN)/python
+	$(BIN)/python -m pip install --quiet uv==$(UV_VERSION)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --universal -o requirements.lock
+
+clean: services-down
+	rm -rf .churn

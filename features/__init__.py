@@ -1,0 +1,1 @@
+"""Feature definitions, raw-source contracts, the synthetic source generator, and the stores."""

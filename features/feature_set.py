@@ -1,0 +1,79 @@
+"""Feature schemas: the ordered list of features a snapshot holds and a model expects.
+
+A ``FeatureSet`` travels with every snapshot (its manifest), every registered model and every
+online-store version; its ``schema_hash`` is how they check they agree on the layout.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Optional
+
+FeatureDtype = Literal["float", "int", "bool", "category"]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    name: str
+    dtype: FeatureDtype
+    description: str
+    source: str
+    window_days: Optional[int] = None
+    default: Optional[float] = None
+    categories: Optional[tuple[str, ...]] = None
+
+    def encode_category(self, value: Optional[str]) -> float:
+        """Stable integer code of a category (its index in ``categories``); NaN when unknown."""
+        if value is None or not self.categories or value not in self.categories:
+            return math.nan
+        return float(self.categories.index(value))
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    features: tuple[FeatureSpec, ...]
+
+    def __post_init__(self) -> None:
+        names = [f.name for f in self.features]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"duplicate feature names: {sorted(dupes)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, name: str) -> FeatureSpec:
+        for f in self.features:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def schema_hash(self) -> str:
+        """Hash of the layout (names, dtypes, category codes): what readers must agree on."""
+        layout = [[f.name, f.dtype, list(f.categories or ())] for f in self.features]
+        return hashlib.sha256(json.dumps(layout).encode()).hexdigest()[:16]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(f).items()} for f in self.features]
+
+    @classmethod
+    def from_json(cls, items: list[dict[str, Any]]) -> "FeatureSet":
+        return cls(tuple(
+            FeatureSpec(**{**i, "categories": tuple(i["categories"]) if i.get("categories") else None})
+            for i in items
+        ))
+
+    def markdown_table(self) -> str:
+        rows = ["| feature | type | window | source | default | description |", "|---|---|---|---|---|---|"]
+        for f in self.features:
+            window = f"{f.window_days} d" if f.window_days else ""
+            default = "" if f.default is None else f"{f.default:g}"
+            rows.append(f"| `{f.name}` | {f.dtype} | {window} | {f.source} | {default} | {f.description} |")
+        return "\n".join(rows)

@@ -1,0 +1,117 @@
+"""The offline feature store: immutable, versioned feature snapshots addressed by id.
+
+Layout under ``<data>/snapshots/``::
+
+    <id>/data/*.parquet        one row per customer: customer_id, features, [label], as_of
+    <id>/quarantine/           rows that broke a contract, with the rule (raw snapshots)
+    <id>/manifest.json         feature schema + hash, row counts, quarantine by reason, window...
+    <id>/_SUCCESS              written last, before the folder is renamed into place
+    LATEST                     pointer to the newest id, updated after the snapshot is complete
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import subprocess
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable
+
+from features.feature_set import FeatureSet
+from ray_jobs import storage
+from ray_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LATEST = "LATEST"
+SUCCESS = "_SUCCESS"
+
+
+class SnapshotNotFound(LookupError):
+    pass
+
+
+def snapshots_root(settings: Settings) -> str:
+    return storage.join(settings.data_uri, "snapshots")
+
+
+def fingerprint(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def code_version() -> str:
+    """The git commit of the code (``-dirty`` when it has uncommitted changes), else unknown."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    id: str
+    uri: str
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        return storage.read_json(storage.join(self.uri, "manifest.json"))
+
+    @property
+    def data_uri(self) -> str:
+        return storage.join(self.uri, "data")
+
+    @property
+    def feature_set(self) -> FeatureSet:
+        return FeatureSet.from_json(self.manifest["features"])
+
+    @property
+    def has_label(self) -> bool:
+        return bool(self.manifest.get("label"))
+
+    def read(self, **kwargs: Any) -> "ray.data.Dataset":  # noqa: F821
+        """The snapshot as a Ray Dataset."""
+        import ray.data
+
+        return ray.data.read_parquet(self.data_uri, **kwargs)
+
+    def to_pandas(self) -> "pandas.DataFrame":  # noqa: F821
+        import pyarrow.parquet as pq
+
+        fs, path = storage.resolve(self.data_uri)
+        return pq.read_table(path, filesystem=fs).to_pandas()
+
+
+def open_snapshot(settings: Settings, ref: str = "latest") -> Snapshot:
+    """A complete snapshot by id, by ``latest``, or by full URI."""
+    root = snapshots_root(settings)
+    if ref == "latest":
+        pointer = storage.join(root, LATEST)
+        if not storage.exists(pointer):
+            raise SnapshotNotFound(f"no snapshot yet under {root}: run `churn etl` first")
+        ref = storage.read_text(pointer).strip()
+    uri = ref if "/" in ref else storage.join(root, ref)
+    if not storage.exists(storage.join(uri, SUCCESS)):
+        raise SnapshotNotFound(f"snapshot '{ref}' not found or incomplete (no {SUCCESS}) at {uri}")
+    return Snapshot(uri.rstrip("/").rsplit("/", 1)[-1], uri)
+
+
+def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[str, Any]]) -> tuple[Snapshot, bool]:
+    """Build a snapshot with ``write(tmp_uri) -> manifest`` and move it into place atomically,
+    then point LATEST at it. An existing complete snapshot with this id is reused (ids are
+    content fingerprints). Returns the snapshot and whether it was built now."""
+    root = snapshots_root(settings)
+    uri = storage.join(root, snapshot_id)
+    if storage.exists(storage.join(uri, SUCCESS)):
+        log.info("snapshot already built", extra={"snapshot": snapshot_id})
+        built = False
+    else:
+        storage.remove_dir(uri)  # a folder without _SUCCESS is debris of an interrupted move
+        with storage.atomic_dir(uri) as tmp:
+            manifest = write(tmp)
+            storage.write_json_atomic(storage.join(tmp, "manifest.json"), {"id": snapshot_id, **manifest})
+            storage.write_text_atomic(storage.join(tmp, SUCCESS), "")
+        built = True
+    storage.write_text_atomic(storage.join(root, LATEST), snapshot_id + "\n")
+    return Snapshot(snapshot_id, uri), built
