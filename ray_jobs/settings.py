@@ -52,6 +52,58 @@ class GenerateSettings(BaseModel):
     shard_size: int = 25_000
 
 
+class CampaignSettings(BaseModel):
+    """Economics of a retention contact, used to value models and campaigns."""
+
+    value_feature: str = Field("monthly_price", description="Feature holding the monthly revenue of a customer.")
+    value_months: int = Field(12, description="Months of revenue a saved customer is worth.")
+    default_value: float = Field(600.0, description="Customer value when the value feature is absent.")
+    success_rate: float = Field(0.3, description="Share of contacted would-be churners who stay.")
+    contact_cost: float = Field(10.0, description="Cost of one retention contact.")
+    top_fraction: float = Field(0.1, description="Share of customers contacted when valuing a model.")
+
+
+class TrainSettings(BaseModel):
+    """Distributed XGBoost on Ray Train."""
+
+    num_workers: int = 2
+    cpus_per_worker: float = Field(
+        1.0, description="Ray CPUs per training worker; each runs xgboost with this many threads (rounded up)."
+    )
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    report_every: int = Field(25, description="Rounds between metric reports and checkpoints (each costs time).")
+    max_failures: int = Field(2, description="Worker failures survived by resuming from the last checkpoint.")
+    seed: int = 42
+    validation_fraction: float = 0.15
+    holdout_fraction: float = 0.15
+    cv_folds: int = 5
+    params: dict[str, float | int | str] = Field(
+        default_factory=lambda: {
+            "eta": 0.05, "max_depth": 5, "min_child_weight": 5, "subsample": 0.8,
+            "colsample_bytree": 0.8, "lambda": 1.0, "tree_method": "hist",
+        }
+    )
+
+
+class RegistrySettings(BaseModel):
+    model_name: str = "churn-xgboost"
+    experiment: str = "churn"
+    min_auc_gain: float = Field(0.002, description="ROC-AUC a challenger must add over the champion.")
+    min_value_gain: float = Field(0.0, description="Relative expected-campaign-value gain a challenger must add.")
+
+
+class SegmentSettings(BaseModel):
+    """Risk tiers marketing acts on: a customer is in the first tier whose lower bound it reaches."""
+
+    tiers: dict[str, float] = Field(
+        default_factory=lambda: {"critical": 0.6, "high": 0.35, "medium": 0.15, "low": 0.0},
+        description="tier -> lower probability bound (or lower quantile with by_quantile).",
+    )
+    by_quantile: bool = Field(False, description="Bounds are quantiles of the scored population (batch only).")
+    top_reasons: int = 3
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHURN_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -78,6 +130,10 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     spark: SparkSettings = SparkSettings()
     generate: GenerateSettings = GenerateSettings()
+    campaign: CampaignSettings = CampaignSettings()
+    train: TrainSettings = TrainSettings()
+    registry: RegistrySettings = RegistrySettings()
+    segments: SegmentSettings = SegmentSettings()
 
     @property
     def data_uri(self) -> str:
