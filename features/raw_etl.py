@@ -13,7 +13,7 @@ from features import validation
 from features.definitions import FEATURES
 from features.profile import profile
 from features.snapshot import Snapshot, code_version, fingerprint, publish
-from features.sources import SOURCES, SOURCES_BY_NAME, Source
+from features.sources import SOURCES, Source
 from features.spark_features import build_features
 from features.spark_session import spark_path
 from ray_jobs import storage
@@ -99,7 +99,9 @@ def run(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
 
     def write(tmp: str) -> dict[str, Any]:
         tables, reports, quarantine = _validate_sources(spark, raw_uri, SOURCES)
-        validation.enforce_thresholds(reports, SOURCES_BY_NAME)
+        limit = settings.etl.max_defect_rate
+        validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
+                                                for s in SOURCES})
         features = build_features(tables, as_of, horizon).persist()
         rows = features.count()
         if rows == 0:

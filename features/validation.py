@@ -188,11 +188,11 @@ def report(raw: "DataFrame", checked: "DataFrame", source: Source) -> SourceRepo
     return rep
 
 
-def enforce_thresholds(reports: list[SourceReport], sources: dict[str, Source]) -> None:
-    """Fail with a readable summary if any source's defect rate passes its contract's limit."""
-    over = [r for r in reports if r.defect_rate > sources[r.source].max_defect_rate]
+def enforce_thresholds(reports: list[SourceReport], limits: dict[str, float]) -> None:
+    """Fail with a readable summary if any source's defect rate passes its limit."""
+    over = [r for r in reports if r.defect_rate > limits[r.source]]
     if over:
-        lines = [f"  {r.source}: {r.defect_rate:.1%} invalid (limit {sources[r.source].max_defect_rate:.0%}); "
+        lines = [f"  {r.source}: {r.defect_rate:.1%} invalid (limit {limits[r.source]:.1%}); "
                  f"{r.duplicates_removed} duplicates, quarantined {dict(sorted(r.quarantined.items()))}"
                  for r in over]
         raise DefectRateExceeded("defect rate over the limit in " + ", ".join(r.source for r in over) + ":\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,12 @@ class GenerateSettings(BaseModel):
     start_date: str = "2026-04-01"
     defect_rate: float = 0.01
     shard_size: int = 25_000
+
+
+class EtlSettings(BaseModel):
+    max_defect_rate: Optional[float] = Field(
+        None, description="Fail when a source has more invalid rows than this; unset: each source's contract limit."
+    )
 
 
 class CampaignSettings(BaseModel):
@@ -104,6 +110,97 @@ class SegmentSettings(BaseModel):
     top_reasons: int = 3
 
 
+class ScoringSettings(BaseModel):
+    """Batch scoring on Ray Data: a pool of actors that each hold the model, fed large batches."""
+
+    batch_size: int = Field(100_000, gt=0, description="Rows per model call.")
+    actors: Optional[int] = Field(None, gt=0, description="Scoring actors; default one per cluster CPU.")
+    cpus_per_actor: Optional[float] = Field(
+        None, gt=0, description="Ray CPUs an actor reserves; default: the CPUs left after io_cpus, shared out."
+    )
+    io_cpus: float = Field(
+        1.0, gt=0, description="Ray CPUs kept free for the read and write tasks: a pool that reserves every "
+        "CPU starves them and the job hangs (seen on 2-CPU nodes).",
+    )
+    threads_per_actor: int = Field(1, gt=0, description="XGBoost threads in each actor.")
+    exact_reasons: bool = Field(
+        False, description="Top reasons from exact TreeSHAP (about 100x the cost of a prediction) instead of "
+        "the per-path approximation (Saabas).",
+    )
+
+
+class Intervention(BaseModel):
+    cost: float = Field(gt=0, description="Cost of one contact.")
+    success_rate: float = Field(gt=0, le=1, description="Share of contacted would-be churners who stay.")
+
+
+class InterventionSettings(BaseModel):
+    """Retention interventions a campaign chooses from: at most one per customer."""
+
+    catalogue: dict[str, Intervention] = Field(
+        default_factory=lambda: {
+            "email": Intervention(cost=0.5, success_rate=0.04),
+            "call": Intervention(cost=8.0, success_rate=0.12),
+            "discount": Intervention(cost=40.0, success_rate=0.2),
+            "account_manager": Intervention(cost=120.0, success_rate=0.3),
+        }
+    )
+    budget: float = Field(50_000.0, gt=0, description="Default campaign budget.")
+    outcome_days: int = Field(
+        30, gt=0, description="Churn counted within this many days after the as-of date when a campaign is "
+        "checked against generated truth (a labelled snapshot's own horizon wins).",
+    )
+    goal_churn_reduction: float = Field(0.15, description="Business goal: share of churn a campaign prevents.")
+
+
+class DriftSettings(BaseModel):
+    """Drift between a reference and a current snapshot: thresholds for warn and critical."""
+
+    bins: int = Field(10, ge=2, description="PSI bins: quantiles of the reference.")
+    psi_warn: float = 0.1
+    psi_critical: float = 0.25
+    ks_warn: float = 0.1
+    ks_critical: float = 0.2
+    missing_warn: float = Field(0.05, description="Absolute change of a feature's missing rate.")
+    missing_critical: float = 0.15
+    label_warn: float = Field(0.2, description="Relative change of the label rate.")
+    label_critical: float = 0.5
+    max_rows: int = Field(500_000, gt=0, description="Rows read per snapshot (a seeded sample above this).")
+    plots: int = Field(6, ge=0, description="Most drifted features plotted in the report.")
+
+
+class OnlineStoreSettings(BaseModel):
+    """The online feature store (Redis): key layout, bulk loads, readers."""
+
+    namespace: str = Field("churn:fv", description="Prefix of every key the online store writes.")
+    write_batch_rows: int = Field(2_000, gt=0, description="Customers per MSET.")
+    pipeline_depth: int = Field(8, gt=0, description="MSETs a writer keeps in flight before reading replies.")
+    read_batch_rows: int = Field(200_000, gt=0, description="Rows per Ray Data batch handed to one writer.")
+    writer_cpus: float = Field(0.5, gt=0, description="Ray CPUs per writer task (Redis is the bottleneck).")
+    pointer_ttl_s: float = Field(
+        1.0, gt=0, description="Readers re-read the live-version pointer at most this often (and on a miss).")
+    socket_timeout_s: float = Field(0.5, gt=0, description="Reader timeout per Redis call (then 503).")
+    max_connections: int = Field(64, gt=0, description="Reader connection-pool size per process.")
+    verify_sample: int = Field(1_000, ge=0, description="Random customers checked to exist before a flip.")
+
+
+class ServeSettings(BaseModel):
+    """The prediction service (Ray Serve app ``serve_app``) and ``churn serve``."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, description="The one stable HTTP route (HAProxy in front of the replicas).")
+    api_key: Optional[str] = Field(None, description="When set, every /v1 call needs it in the X-API-Key header.")
+    model_alias: str = "champion"
+    model_poll_s: float = Field(5.0, gt=0, description="How often replicas check where the alias points.")
+    engine: Literal["onnx", "xgboost"] = Field(
+        "onnx", description="onnx: the trees compiled for ONNX Runtime (same numbers, ~20x faster per row).")
+    max_batch_ids: int = Field(1_000, gt=0, description="Largest /v1/predict/batch request.")
+    max_batch_size: int = Field(64, gt=0, description="Concurrent requests merged into one predict (@serve.batch).")
+    batch_wait_timeout_s: float = Field(0.0, ge=0, description="Wait for more requests before a batch runs.")
+    ray_cpus: Optional[int] = Field(None, description="CPUs of the Ray head `churn serve` starts (all by default).")
+    ready_timeout_s: float = Field(300.0, gt=0, description="How long `churn serve` waits for /readyz.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHURN_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -130,10 +227,16 @@ class Settings(BaseSettings):
     redis: RedisSettings = RedisSettings()
     spark: SparkSettings = SparkSettings()
     generate: GenerateSettings = GenerateSettings()
+    etl: EtlSettings = EtlSettings()
     campaign: CampaignSettings = CampaignSettings()
     train: TrainSettings = TrainSettings()
     registry: RegistrySettings = RegistrySettings()
     segments: SegmentSettings = SegmentSettings()
+    scoring: ScoringSettings = ScoringSettings()
+    interventions: InterventionSettings = InterventionSettings()
+    drift: DriftSettings = DriftSettings()
+    online: OnlineStoreSettings = OnlineStoreSettings()
+    serve: ServeSettings = ServeSettings()
 
     @property
     def data_uri(self) -> str:

@@ -65,7 +65,7 @@ def evaluate(y: np.ndarray, proba: np.ndarray, contribs: np.ndarray, feature_nam
         "recall": float(skm.recall_score(y, predicted)),
         "base_rate": float(y.mean()),
     }
-    mean_abs = np.abs(contribs[:, :-1]).mean(axis=0)
+    mean_abs = np.abs(contribs).mean(axis=0)
     total_gain = sum(importance.values()) or 1.0
     return Evaluation(
         metrics=metrics,

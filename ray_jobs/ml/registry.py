@@ -58,24 +58,26 @@ def log_feature_set(features: FeatureSet) -> None:
         mlflow.log_artifact(str(path))
 
 
-def log_model(booster: xgb.Booster, features: FeatureSet, example: "pd.DataFrame") -> None:  # noqa: F821
-    """Log the booster with its signature, an input example and the feature schema."""
+def log_model(booster: xgb.Booster, features: FeatureSet, example: "pd.DataFrame") -> str:  # noqa: F821
+    """Log the booster with its signature, an input example and the feature schema; returns
+    the logged model's URI (what gets registered)."""
     from mlflow.models import infer_signature
 
     proba = booster.inplace_predict(example[features.names].to_numpy(dtype="float32"))
-    mlflow.xgboost.log_model(booster, name="model", signature=infer_signature(example[features.names], proba),
-                             input_example=example[features.names].head(3), model_format="ubj")
+    info = mlflow.xgboost.log_model(booster, name="model", signature=infer_signature(example[features.names], proba),
+                                    input_example=example[features.names].head(3), model_format="ubj")
     log_feature_set(features)
+    return info.model_uri
 
 
-def register(client: MlflowClient, settings: Settings, run_id: str, tags: dict[str, str]) -> ModelVersion:
+def register(client: MlflowClient, settings: Settings, model_uri: str, tags: dict[str, str]) -> ModelVersion:
     """Register the run's model as a new version, tag it and give it the ``challenger`` alias."""
     name = settings.registry.model_name
     try:
         client.get_registered_model(name)
     except MlflowException:
         client.create_registered_model(name, description="Customer churn within the label horizon (XGBoost).")
-    version = mlflow.register_model(f"runs:/{run_id}/model", name, tags=tags)
+    version = mlflow.register_model(model_uri, name, tags=tags)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
 

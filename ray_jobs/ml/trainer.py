@@ -38,6 +38,18 @@ def _shard_matrix(name: str, feature_names: list[str]) -> xgb.DMatrix:
                        feature_names=feature_names)
 
 
+class ReportEveryN(RayTrainReportCallback):
+    """Ray's callback reports metrics after every round; this one reports (with a checkpoint)
+    only every ``frequency`` rounds and at the end."""
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        self._evals_log = evals_log
+        if (epoch + 1) % self._frequency == 0:
+            self._last_checkpoint_iteration = epoch
+            self._save_and_report_checkpoint(self._get_report_dict(evals_log), model)
+        return False
+
+
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     names = config["feature_names"]
@@ -54,7 +66,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         early_stopping_rounds=config["early_stopping_rounds"],
         xgb_model=start_model,
         verbose_eval=False,
-        callbacks=[RayTrainReportCallback(frequency=config["report_every"], checkpoint_at_end=True)],
+        callbacks=[ReportEveryN(frequency=config["report_every"], checkpoint_at_end=True)],
     )
 
 
@@ -92,9 +104,14 @@ def fit(train_ds: "ray.data.Dataset", valid_ds: "ray.data.Dataset", features: Fe
         ),
     )
     result = trainer.fit()
-    booster = RayTrainReportCallback.get_model(result.checkpoint)
-    history = _history(result)
-    return TrainOutcome(booster, dict(result.metrics or {}), history, booster.num_boosted_rounds())
+    booster = _best_rounds(RayTrainReportCallback.get_model(result.checkpoint))
+    return TrainOutcome(booster, dict(result.metrics or {}), _history(result), booster.num_boosted_rounds())
+
+
+def _best_rounds(booster: xgb.Booster) -> xgb.Booster:
+    """The model cut at its best validation round when early stopping kicked in."""
+    best = booster.attr("best_iteration")
+    return booster[: int(best) + 1] if best is not None else booster
 
 
 def _history(result: Any) -> list[dict[str, float]]:

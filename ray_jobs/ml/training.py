@@ -1,0 +1,129 @@
+"""One training run: snapshot -> stable splits -> Ray Train -> holdout evaluation ->
+MLflow (params, metrics every N rounds, model, report) -> registered as ``challenger``."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from features.snapshot import Snapshot, code_version
+from features.spark_features import CUSTOMER_ID, LABEL
+from ray_jobs.ml import evaluate as ev
+from ray_jobs.ml import explain, registry
+from ray_jobs.ml.cv import cross_validated_auc
+from ray_jobs.ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, split_of
+from ray_jobs.ml.trainer import fit
+from ray_jobs.ml.value import customer_value
+from ray_jobs.settings import Settings
+
+log = logging.getLogger(__name__)
+SPLIT = "_split"
+
+
+@dataclass
+class TrainReport:
+    run_id: str
+    version: str
+    metrics: dict[str, float]
+    cv_auc: list[float]
+    report_path: Path
+    rounds: int
+    seconds: float
+
+
+def _with_split(batch: pd.DataFrame, validation: float, holdout: float, seed: int) -> pd.DataFrame:
+    batch[SPLIT] = split_of(batch[CUSTOMER_ID], validation, holdout, seed)
+    return batch
+
+
+def split_datasets(snapshot: Snapshot, settings: Settings):
+    """Train and validation as materialised Ray Datasets (read before training starts, so the
+    training workers never wait on read tasks for CPUs), and the holdout as a frame."""
+    t = settings.train
+    if not snapshot.has_label:
+        raise ValueError(f"snapshot {snapshot.id} has no label (a scoring snapshot): train on a training snapshot")
+    tagged = snapshot.read().map_batches(
+        _with_split, fn_kwargs={"validation": t.validation_fraction, "holdout": t.holdout_fraction, "seed": t.seed},
+        batch_format="pandas").materialize()
+    columns = [*snapshot.feature_set.names, LABEL]
+    train = tagged.filter(expr=f"{SPLIT} == '{TRAIN}'").select_columns(columns).materialize()
+    valid = tagged.filter(expr=f"{SPLIT} == '{VALIDATION}'").select_columns(columns).materialize()
+    holdout = tagged.filter(expr=f"{SPLIT} == '{HOLDOUT}'").to_pandas()
+    return train, valid, holdout
+
+
+def _log_history(history: list[dict[str, float]], every: int) -> None:
+    for i, row in enumerate(history, start=1):
+        step = int(row.get("training_iteration", i * every))
+        mlflow.log_metrics({k.replace("-", "_"): v for k, v in row.items() if "-" in k}, step=step)
+
+
+def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[dict[str, Any]] = None,
+                       run_name: str = "train", nested: bool = False) -> TrainReport:
+    """Train on ``snapshot`` with ``params`` (settings' defaults otherwise), evaluate on the
+    holdout, log everything to MLflow and register the model as ``challenger``."""
+    started = time.perf_counter()
+    t = settings.train
+    params = {**t.params, **(params or {})}
+    features = snapshot.feature_set
+    client = registry.setup(settings)
+    train_ds, valid_ds, holdout_frame = split_datasets(snapshot, settings)
+    positives = train_ds.sum(LABEL)
+    pos_weight = (train_ds.count() - positives) / positives if positives else 1.0
+    with mlflow.start_run(run_name=run_name, nested=nested) as run:
+        mlflow.log_params({**params, "num_workers": t.num_workers, "num_boost_round": t.num_boost_round,
+                           "early_stopping_rounds": t.early_stopping_rounds, "seed": t.seed,
+                           "scale_pos_weight": round(pos_weight, 4)})
+        context = {"snapshot_id": snapshot.id, "schema_hash": features.schema_hash,
+                   "code_version": code_version(), "seed": str(t.seed), "features": str(len(features))}
+        mlflow.set_tags(context)
+        outcome = fit(train_ds, valid_ds, features, params, t, settings.state_dir / "ray_results",
+                      f"{run_name}-{run.info.run_id[:8]}", pos_weight)
+        _log_history(outcome.history, t.report_every)
+        holdout = Labelled.from_frame(holdout_frame, features)
+        evaluation = _evaluate(outcome.booster, holdout, features.names, settings)
+        cv = _cross_validate(snapshot, settings, params, outcome.rounds) if t.cv_folds > 1 else []
+        metrics = {f"holdout_{k}": v for k, v in evaluation.metrics.items()}
+        metrics |= {"holdout_expected_value_top_k": evaluation.value["model"],
+                    "holdout_realised_value_top_k": evaluation.realised_value["model"],
+                    "holdout_realised_value_random_k": evaluation.realised_value["random"],
+                    "rounds": outcome.rounds}
+        if cv:
+            metrics |= {"cv_auc_mean": float(np.mean(cv)), "cv_auc_std": float(np.std(cv))}
+        mlflow.log_metrics(metrics)
+        out = settings.state_dir / "reports" / "train" / run.info.run_id
+        evaluation.plots = ev.plot(evaluation, holdout.y, outcome.booster.inplace_predict(holdout.X), out)
+        evaluation.report = ev.write_report(evaluation, out, f"Churn model evaluation: run {run.info.run_id[:8]}",
+                                            {**context, "rounds": str(outcome.rounds),
+                                             "cv_auc": f"{np.mean(cv):.4f} ± {np.std(cv):.4f}" if cv else "n/a"})
+        mlflow.log_artifacts(str(out), artifact_path="evaluation")
+        model_uri = registry.log_model(outcome.booster, features, holdout_frame)
+    version = registry.register(client, settings, model_uri, {
+        **context, "holdout_auc": f"{evaluation.metrics['roc_auc']:.5f}",
+        "cv_auc": f"{np.mean(cv):.5f}" if cv else "", "threshold": f"{evaluation.threshold:.5f}"})
+    log.info("model registered", extra={"version": version.version, "holdout_auc": evaluation.metrics["roc_auc"]})
+    return TrainReport(run.info.run_id, version.version, metrics, cv, evaluation.report,
+                       outcome.rounds, time.perf_counter() - started)
+
+
+def _evaluate(booster, holdout: Labelled, names: list[str], settings: Settings) -> ev.Evaluation:
+    proba = booster.inplace_predict(holdout.X)
+    contribs = explain.contributions(booster, holdout.X, names)
+    importance = booster.get_score(importance_type="total_gain")
+    value = customer_value(holdout.frame, settings.campaign)
+    return ev.evaluate(holdout.y, proba, contribs, names, importance,
+                       value, settings.campaign)
+
+
+def _cross_validate(snapshot: Snapshot, settings: Settings, params: dict[str, Any], rounds: int) -> list[float]:
+    """K-fold ROC-AUC on the whole labelled snapshot with the trained configuration."""
+    data = Labelled.from_frame(snapshot.to_pandas(), snapshot.feature_set)
+    return cross_validated_auc(data.X, data.y, data.customer_ids, params, rounds, settings.train.cv_folds,
+                               settings.train.seed)
+
