@@ -1,0 +1,121 @@
+"""The driver: plan a run, fan shards out (Ray tasks, or in-process for the baseline), collect
+their stats and truth, and write the manifest last as the commit marker of the output."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Callable, Iterator, Optional
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import ray
+
+from features.synth.drift import Drift
+from features.synth.manifest import build_manifest
+from features.synth.market import build_market
+from features.synth.shard import RunPlan, run_market, run_shard
+from features.synth.stats import ShardStats
+from features.synth.truth import SCHEMA as TRUTH_SCHEMA
+from features.synth.window import Window
+from ray_jobs import storage
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+"""Called with (finished tasks, total tasks) as shards finish."""
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    out: str
+    manifest: dict[str, Any]
+    stats: ShardStats
+    seconds: float
+
+
+def generate(
+    out: str,
+    *,
+    customers: int,
+    days: int,
+    seed: int,
+    start_date: str | date,
+    defect_rate: float,
+    shard_size: int,
+    drift: Optional[str] = None,
+    drift_start: Optional[str | date] = None,
+    use_ray: bool = True,
+    on_progress: Optional[Progress] = None,
+) -> GenerationResult:
+    """Generate every raw source under ``out/raw`` and the truth under ``out/truth``.
+
+    Whatever was under those two folders is replaced. ``use_ray=False`` runs the same shard
+    function sequentially in this process (the benchmark's baseline); the files are identical.
+    """
+    if customers < 1 or days < 1 or shard_size < 1:
+        raise ValueError("customers, days and shard_size must be positive")
+    if not 0 <= defect_rate < 1:
+        raise ValueError(f"defect_rate must be in [0, 1): {defect_rate}")
+    window = Window(_date(start_date), days)
+    plan = RunPlan(
+        out=out, seed=seed, customers=customers, shard_size=shard_size, window=window,
+        drift=Drift.resolve(drift, None if drift_start is None else _date(drift_start), window),
+        defect_rate=defect_rate, market=build_market(seed, window),
+    )
+    started = time.perf_counter()
+    for folder in ("raw", "truth"):
+        storage.remove_dir(storage.join(out, folder))
+    progress = on_progress or (lambda done, total: None)
+    results = _on_ray(plan, progress) if use_ray else _in_process(plan, progress)
+    stats = _collect(results, storage.join(out, "truth", "customers.parquet"))
+    manifest = build_manifest(plan, stats)
+    storage.write_json_atomic(storage.join(plan.raw, "_manifest.json"), manifest)
+    seconds = time.perf_counter() - started
+    log.info("generated", extra={"out": out, "customers": customers, "days": days, "seconds": round(seconds, 1)})
+    return GenerationResult(out, manifest, stats, seconds)
+
+
+def _date(value: str | date) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)
+
+
+def _in_process(plan: RunPlan, progress: Progress) -> Iterator[tuple[ShardStats, Optional[pa.Table]]]:
+    total = plan.shards + 1
+    yield run_market(plan), None
+    progress(1, total)
+    for shard in range(plan.shards):
+        yield run_shard(plan, shard)
+        progress(shard + 2, total)
+
+
+def _on_ray(plan: RunPlan, progress: Progress) -> Iterator[tuple[ShardStats, Optional[pa.Table]]]:
+    """Stats as tasks finish (for progress), then each shard's truth in shard order."""
+    plan_ref = ray.put(plan)
+    market = ray.remote(run_market).remote(plan_ref)
+    shard_task = ray.remote(num_returns=2)(run_shard)
+    shards = [shard_task.remote(plan_ref, shard) for shard in range(plan.shards)]
+    pending = [market] + [stats for stats, _ in shards]
+    total = len(pending)
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        progress(total - len(pending), total)
+        log.info("shard done", extra={"done": total - len(pending), "total": total})
+        yield ray.get(done[0]), None
+    for _, truth in shards:
+        yield ShardStats(), ray.get(truth)
+
+
+def _collect(results: Iterator[tuple[ShardStats, Optional[pa.Table]]], truth_uri: str) -> ShardStats:
+    """Consume the runner's results: sum the stats, stream truth tables into one parquet file
+    (one row group per shard, so the driver holds one shard's truth at a time)."""
+    fs, path = storage.resolve(truth_uri)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    total = ShardStats()
+    with fs.open_output_stream(path) as sink, pq.ParquetWriter(sink, TRUTH_SCHEMA) as writer:
+        for stats, truth in results:
+            total.add(stats)
+            if truth is not None:
+                writer.write_table(truth)
+    return total
