@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import typer
 
-from ray_jobs import generate, services
+from ray_jobs import etl, generate, promote, services, train, tune
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 app.add_typer(services.app, name="services")
 app.command("generate")(generate.command)
+app.command("etl")(etl.command)
+app.command("train")(train.command)
+app.command("tune")(tune.command)
+app.command("promote")(promote.command)
+
+
+@app.command()
+def runs(limit: int = typer.Option(10, help="How many recent runs.")) -> None:
+    """Recent MLflow runs with their key metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ray_jobs.ml import registry
+    from ray_jobs.settings import get_settings
+
+    table = Table(title="recent runs")
+    for col in ("started", "run", "name", "snapshot", "holdout AUC", "CV AUC", "status"):
+        table.add_column(col)
+    for r in registry.recent_runs(get_settings(), limit):
+        table.add_row(*r)
+    Console().print(table)
 
 
 @app.command()

@@ -92,6 +92,18 @@ class TrainSettings(BaseModel):
     )
 
 
+class TuneSettings(BaseModel):
+    """Hyper-parameter search (Ray Tune + Optuna + ASHA)."""
+
+    trials: int = 20
+    distributed_trials: bool = Field(
+        False, description="Each trial a Ray Train run with train.num_workers workers; else one worker per trial."
+    )
+    cpus_per_trial: float = 1.0
+    grace_reports: int = Field(2, description="ASHA never stops a trial before this many reports.")
+    seed: int = 42
+
+
 class RegistrySettings(BaseModel):
     model_name: str = "churn-xgboost"
     experiment: str = "churn"
@@ -132,6 +144,9 @@ class ScoringSettings(BaseModel):
 class Intervention(BaseModel):
     cost: float = Field(gt=0, description="Cost of one contact.")
     success_rate: float = Field(gt=0, le=1, description="Share of contacted would-be churners who stay.")
+    eligible_if: Optional[str] = Field(
+        None, description="A 0/1 feature that must be 1 for a customer to get it (e.g. marketing consent)."
+    )
 
 
 class InterventionSettings(BaseModel):
@@ -139,7 +154,7 @@ class InterventionSettings(BaseModel):
 
     catalogue: dict[str, Intervention] = Field(
         default_factory=lambda: {
-            "email": Intervention(cost=0.5, success_rate=0.04),
+            "email": Intervention(cost=0.5, success_rate=0.04, eligible_if="email_opt_in"),
             "call": Intervention(cost=8.0, success_rate=0.12),
             "discount": Intervention(cost=40.0, success_rate=0.2),
             "account_manager": Intervention(cost=120.0, success_rate=0.3),
@@ -167,6 +182,10 @@ class DriftSettings(BaseModel):
     label_critical: float = 0.5
     max_rows: int = Field(500_000, gt=0, description="Rows read per snapshot (a seeded sample above this).")
     plots: int = Field(6, ge=0, description="Most drifted features plotted in the report.")
+    context_level: Literal["ok", "warn", "critical"] = Field(
+        "warn", description="Highest level of a per-region context feature: every customer of a region shares "
+        "its value, so a handful of regions is the real sample and market noise moves a fifth of the mass at once.",
+    )
 
 
 class OnlineStoreSettings(BaseModel):
@@ -230,6 +249,7 @@ class Settings(BaseSettings):
     etl: EtlSettings = EtlSettings()
     campaign: CampaignSettings = CampaignSettings()
     train: TrainSettings = TrainSettings()
+    tune: TuneSettings = TuneSettings()
     registry: RegistrySettings = RegistrySettings()
     segments: SegmentSettings = SegmentSettings()
     scoring: ScoringSettings = ScoringSettings()

@@ -25,14 +25,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from features.snapshot import fingerprint, open_snapshot
+from features.snapshot import Snapshot, fingerprint, open_snapshot
 from features.spark_features import CUSTOMER_ID
 from ray_jobs import storage
 from ray_jobs.ml import campaigns, realised, runs
 from ray_jobs.ml.campaigns import NO_CONTACT, Catalogue
 from ray_jobs.ml.score_runs import SEGMENT, ScoreRun, open_scores
 from ray_jobs.ml.scoring import PROBABILITY, REASONS
-from ray_jobs.ml.value import customer_value
+from ray_jobs.ml.value import contact_value, customer_value
 from ray_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -80,39 +80,62 @@ def _plan_into(out: str, settings: Settings, scores: ScoreRun, catalogue: Catalo
                truth_uri: Optional[str], rid: str) -> dict[str, Any]:
     table = scores.read_table([CUSTOMER_ID, PROBABILITY, SEGMENT, REASONS])
     proba = table.column(PROBABILITY).to_numpy().astype(np.float64)
-    value = customer_values(settings, scores, table.column(CUSTOMER_ID))
+    snapshot = open_snapshot(settings, scores.summary["snapshot_id"])
+    wanted = {settings.campaign.value_feature, *filter(None, catalogue.eligible_if)}
+    customers = customer_features(snapshot, table.column(CUSTOMER_ID), wanted)
+    value = customer_value(customers, settings.campaign)
+    eligible, notes = eligibility(customers, catalogue)
     started = time.perf_counter()
-    selection = campaigns.select(proba, value, catalogue, budget)
+    selection = campaigns.select(proba, value, catalogue, budget, eligible)
     seconds = time.perf_counter() - started
     log.info("campaign selected", extra={"strategy": selection.strategy, "seconds": round(seconds, 2)})
     targets = target_table(table, selection.choice, proba, value, catalogue)
     _write_table(targets, storage.join(out, TARGETS_PARQUET), storage.join(out, TARGETS_CSV))
 
-    strategies = {"campaign": campaigns.expected_outcome(selection.choice, proba, value, catalogue)}
-    strategies.update({name: campaigns.expected_outcome(choice, proba, value, catalogue)
-                       for name, choice in selection.baselines.items()})
-    strategies.update({f"random_{name}": campaigns.random_outcome(proba, value, catalogue, budget, j)
-                       for j, name in enumerate(catalogue.names)})
+    strategies = compare_strategies(selection, proba, value, catalogue, budget, eligible)
     summary = {
         "run_id": rid, "scores_run": scores.run.id, "snapshot_id": scores.summary["snapshot_id"],
         "model_version": scores.summary["model_version"], "budget": budget, "customers": len(proba),
         "strategy": selection.strategy, "selection_seconds": round(seconds, 3),
         "catalogue": settings.interventions.model_dump()["catalogue"],
         "strategies": strategies, "best_top_k": _best(strategies, "top_k_"), "best_random": _best(strategies, "random_"),
+        "eligible": {name: int(eligible[:, j].sum()) for j, name in enumerate(catalogue.names)}, "notes": notes,
     }
     if truth_uri:
-        summary["realised"] = _realised(settings, scores, table, selection, catalogue, truth_uri, strategies)
+        summary["realised"] = _realised(settings, snapshot, table, selection, catalogue, eligible, truth_uri,
+                                        strategies)
     return summary
 
 
-def customer_values(settings: Settings, scores: ScoreRun, customer_ids: pa.ChunkedArray) -> np.ndarray:
-    """Revenue at stake per scored customer, from the scored snapshot (in the scores' order)."""
-    snapshot = open_snapshot(settings, scores.summary["snapshot_id"])
-    value_feature = settings.campaign.value_feature
-    columns = [CUSTOMER_ID] + ([value_feature] if value_feature in snapshot.feature_set.names else [])
+def compare_strategies(selection: campaigns.Selection, proba: np.ndarray, value: np.ndarray, catalogue: Catalogue,
+                       budget: float, eligible: np.ndarray) -> dict[str, dict[str, Any]]:
+    """Expected outcome of the campaign, each top-k plan and random targeting per intervention."""
+    plans = {"campaign": selection.choice, **selection.baselines}
+    strategies = {name: campaigns.expected_outcome(choice, proba, value, catalogue) for name, choice in plans.items()}
+    strategies.update({f"random_{name}": campaigns.random_outcome(proba, value, catalogue, budget, j, eligible[:, j])
+                       for j, name in enumerate(catalogue.names)})
+    return strategies
+
+
+def customer_features(snapshot: Snapshot, customer_ids: pa.ChunkedArray, wanted: set[str]) -> pd.DataFrame:
+    """The ``wanted`` features the snapshot has, for the given customers in their order."""
+    columns = [CUSTOMER_ID, *sorted(wanted & set(snapshot.feature_set.names))]
     fs, path = storage.resolve(snapshot.data_uri)
     features = pq.read_table(path, filesystem=fs, columns=columns).to_pandas().set_index(CUSTOMER_ID)
-    return customer_value(features.reindex(customer_ids.to_pandas()), settings.campaign)
+    return features.reindex(customer_ids.to_pandas())
+
+
+def eligibility(customers: pd.DataFrame, catalogue: Catalogue) -> tuple[np.ndarray, list[str]]:
+    """(customers x interventions) bool: the intervention's ``eligible_if`` feature is 1. A feature
+    the snapshot lacks makes everyone eligible, with a note."""
+    eligible = np.ones((len(customers), len(catalogue.names)), dtype=bool)
+    notes = []
+    for j, feature in enumerate(catalogue.eligible_if):
+        if feature in customers:
+            eligible[:, j] = customers[feature].to_numpy(np.float64) == 1
+        elif feature:
+            notes.append(f"{catalogue.names[j]}: no '{feature}' in the snapshot, every customer treated as eligible")
+    return eligible, notes
 
 
 def target_table(scores: pa.Table, choice: np.ndarray, proba: np.ndarray, value: np.ndarray,
@@ -120,8 +143,8 @@ def target_table(scores: pa.Table, choice: np.ndarray, proba: np.ndarray, value:
     """The contacted customers with their intervention, best expected net value first."""
     chosen = np.flatnonzero(choice != NO_CONTACT)
     j = choice[chosen]
-    saved_revenue = proba[chosen] * value[chosen] * catalogue.success[j]
-    net = saved_revenue - catalogue.cost[j]
+    net = contact_value(proba[chosen], value[chosen], catalogue.success[j], catalogue.cost[j])
+    saved_revenue = net + catalogue.cost[j]
     order = np.argsort(-net, kind="stable")
     rows = chosen[order]
     return pa.table({
@@ -150,16 +173,17 @@ def _best(strategies: dict[str, dict[str, Any]], prefix: str) -> str:
     return max(names, key=lambda k: strategies[k]["expected_net_value"])
 
 
-def _realised(settings: Settings, scores: ScoreRun, table: pa.Table, selection: campaigns.Selection,
-              catalogue: Catalogue, truth_uri: str, strategies: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _realised(settings: Settings, snapshot: Snapshot, table: pa.Table, selection: campaigns.Selection,
+              catalogue: Catalogue, eligible: np.ndarray, truth_uri: str,
+              strategies: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Realised churn reduction of the campaign, the top-k plans and random targeting."""
-    snapshot = open_snapshot(settings, scores.summary["snapshot_id"])
     days = snapshot.manifest.get("horizon_days") or settings.interventions.outcome_days
     as_of = dt.date.fromisoformat(str(snapshot.manifest["as_of"]))
     truth = realised.load_truth(truth_uri, table.column(CUSTOMER_ID), catalogue, as_of, days)
     out = {"truth": truth_uri, "window": list(truth.window), "goal_churn_reduction": settings.interventions.goal_churn_reduction,
            "campaign": realised.realised_outcome(selection.choice, truth)}
     out.update({name: realised.realised_outcome(choice, truth) for name, choice in selection.baselines.items()})
-    out.update({f"random_{name}": realised.realised_random(truth, strategies[f"random_{name}"]["contacted"], j)
+    out.update({f"random_{name}": realised.realised_random(truth, strategies[f"random_{name}"]["contacted"], j,
+                                                           eligible[:, j])
                 for j, name in enumerate(catalogue.names)})
     return out

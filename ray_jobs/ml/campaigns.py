@@ -3,7 +3,8 @@
 The expected net value of giving customer i intervention j is
 ``p_i x value_i x success_j - cost_j`` (``value.contact_value``). Choosing at most one
 intervention per customer to maximise the total within a budget is a multiple-choice knapsack;
-it is solved greedily by value per cost:
+it is solved greedily by value per cost (an intervention a customer is not eligible for, e.g. an
+e-mail without marketing consent, has value -inf and is never chosen):
 
 1. For each customer, walk the upper concave hull of (cost, value) of its options from "no
    contact": each step is an *upgrade* (to a dearer option) with a value-per-cost ratio, and a
@@ -21,7 +22,7 @@ expected value (a fractional plan) the same way.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -36,18 +37,22 @@ class Catalogue:
     names: tuple[str, ...]
     cost: np.ndarray
     success: np.ndarray
+    eligible_if: tuple[Optional[str], ...]
 
     @classmethod
     def from_settings(cls, settings: InterventionSettings) -> "Catalogue":
-        items = list(settings.catalogue.items())
-        return cls(tuple(name for name, _ in items), np.array([i.cost for _, i in items]),
-                   np.array([i.success_rate for _, i in items]))
+        items = list(settings.catalogue.values())
+        return cls(tuple(settings.catalogue), np.array([i.cost for i in items]),
+                   np.array([i.success_rate for i in items]), tuple(i.eligible_if for i in items))
 
 
-def expected_values(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue) -> np.ndarray:
-    """(customers x interventions) expected net value of each contact."""
-    return contact_value(proba.astype(np.float64)[:, None], value[:, None], catalogue.success[None, :],
-                         catalogue.cost[None, :])
+def expected_values(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue,
+                    eligible: Optional[np.ndarray] = None) -> np.ndarray:
+    """(customers x interventions) expected net value of each contact; -inf where the customer
+    is not eligible (``eligible``: same shape, bool)."""
+    ev = contact_value(proba.astype(np.float64)[:, None], value[:, None], catalogue.success[None, :],
+                       catalogue.cost[None, :])
+    return ev if eligible is None else np.where(eligible, ev, -np.inf)
 
 
 @dataclass(frozen=True)
@@ -93,7 +98,8 @@ def optimise(ev: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
     """Intervention index per customer (``NO_CONTACT`` for none) by the greedy of steps 1-3."""
     n, m = ev.shape
     up = hull_upgrades(ev, cost)
-    order = np.lexsort((up.step, up.customer, -up.ratio))
+    # stable: equal ratios keep the (step, customer) order, so a chain's steps stay in order
+    order = np.argsort(-up.ratio, kind="stable")
     chain_to = np.full((n, m), NO_CONTACT)
     chain_to[up.customer, up.step] = up.to
     last_step = np.full(n, -1)
@@ -119,11 +125,13 @@ def optimise(ev: np.ndarray, cost: np.ndarray, budget: float) -> np.ndarray:
     return choice
 
 
-def top_k_plan(proba: np.ndarray, cost: np.ndarray, budget: float, intervention: int) -> np.ndarray:
-    """The most likely churners, as many as the budget pays for, all given one intervention."""
-    k = min(len(proba), int(budget // cost[intervention]))
-    choice = np.full(len(proba), NO_CONTACT)
-    choice[np.argsort(-proba, kind="stable")[:k]] = intervention
+def top_k_plan(by_risk: np.ndarray, cost: np.ndarray, budget: float, intervention: int,
+               eligible: Optional[np.ndarray] = None) -> np.ndarray:
+    """The most likely eligible churners (``by_risk``: customers by decreasing probability), as many
+    as the budget pays for, all given one intervention."""
+    ranked = by_risk if eligible is None else by_risk[eligible[by_risk]]
+    choice = np.full(len(by_risk), NO_CONTACT)
+    choice[ranked[: int(budget // cost[intervention])]] = intervention
     return choice
 
 
@@ -145,9 +153,12 @@ class Selection:
     """top-k-by-probability plan per intervention."""
 
 
-def select(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float) -> Selection:
-    ev = expected_values(proba, value, catalogue)
-    baselines = {f"top_k_{name}": top_k_plan(proba, catalogue.cost, budget, j)
+def select(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
+           eligible: Optional[np.ndarray] = None) -> Selection:
+    ev = expected_values(proba, value, catalogue, eligible)
+    by_risk = np.argsort(-proba, kind="stable")
+    baselines = {f"top_k_{name}": top_k_plan(by_risk, catalogue.cost, budget, j,
+                                             None if eligible is None else eligible[:, j])
                  for j, name in enumerate(catalogue.names)}
     candidates = {"optimised": optimise(ev, catalogue.cost, budget), **baselines}
     best = max(candidates, key=lambda k: plan_value(candidates[k], ev))  # ties keep "optimised"
@@ -168,9 +179,11 @@ def expected_outcome(choice: np.ndarray, proba: np.ndarray, value: np.ndarray,
 
 
 def random_outcome(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
-                   intervention: int) -> dict[str, Any]:
-    """Expected outcome of giving one intervention to as many random customers as the budget pays
-    for (the expectation over draws, so no sampling noise)."""
+                   intervention: int, eligible: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """Expected outcome of giving one intervention to as many random eligible customers as the
+    budget pays for (the expectation over draws, so no sampling noise)."""
+    if eligible is not None:
+        proba, value = proba[eligible], value[eligible]
     n = len(proba)
     k = min(n, int(budget // catalogue.cost[intervention]))
     share = k / n if n else 0.0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pyarrow.compute as pc
@@ -54,11 +54,12 @@ def realised_outcome(choice: np.ndarray, truth: Truth) -> dict[str, Any]:
     return _reduction(saved, truth)
 
 
-def realised_random(truth: Truth, contacted: int, intervention: int) -> dict[str, Any]:
-    """Expected realised outcome of contacting ``contacted`` random customers with one intervention."""
-    n = len(truth.churner)
-    saved = contacted * truth.saved[:, intervention].mean() if n else 0.0
-    return _reduction(float(saved), truth)
+def realised_random(truth: Truth, contacted: int, intervention: int,
+                    eligible: Optional[np.ndarray] = None) -> dict[str, Any]:
+    """Expected realised outcome of contacting ``contacted`` random (eligible) customers with one
+    intervention."""
+    saved = truth.saved[:, intervention] if eligible is None else truth.saved[eligible, intervention]
+    return _reduction(contacted * float(saved.mean()) if saved.size else 0.0, truth)
 
 
 def _reduction(saved: float, truth: Truth) -> dict[str, Any]:

@@ -65,7 +65,8 @@ def log_model(booster: xgb.Booster, features: FeatureSet, example: "pd.DataFrame
 
     proba = booster.inplace_predict(example[features.names].to_numpy(dtype="float32"))
     info = mlflow.xgboost.log_model(booster, name="model", signature=infer_signature(example[features.names], proba),
-                                    input_example=example[features.names].head(3), model_format="ubj")
+                                    input_example=example[features.names].head(3), model_format="ubj",
+                                    pip_requirements=[f"xgboost=={xgb.__version__}"])
     log_feature_set(features)
     return info.model_uri
 
@@ -101,9 +102,10 @@ def version_by_alias(client: MlflowClient, settings: Settings, alias: str) -> Op
         return None
 
 
-def load(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
+def load(settings: Settings, ref: str | int = CHAMPION) -> LoadedModel:
     """A registered model by alias (``champion``) or version number, with its feature schema."""
     client = setup(settings)
+    ref = str(ref)
     name = settings.registry.model_name
     mv = client.get_model_version(name, ref) if ref.isdigit() else version_by_alias(client, settings, ref)
     if mv is None:
@@ -112,9 +114,24 @@ def load(settings: Settings, ref: str = CHAMPION) -> LoadedModel:
     booster = mlflow.xgboost.load_model(f"models:/{name}/{mv.version}")
     path = mlflow.artifacts.download_artifacts(run_id=mv.run_id, artifact_path=FEATURE_SET_ARTIFACT)
     features = FeatureSet.from_json(json.loads(Path(path).read_text()))
-    return LoadedModel(booster, mv.version, features, dict(mv.tags))
+    return LoadedModel(booster, str(mv.version), features, dict(mv.tags))
 
 
 def tag_version(client: MlflowClient, settings: Settings, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(settings.registry.model_name, version, key, str(value))
+
+
+def recent_runs(settings: Settings, limit: int) -> list[tuple[str, ...]]:
+    """(started, run id, name, snapshot, holdout AUC, CV AUC, status) of the latest runs."""
+    setup(settings)
+    frame = mlflow.search_runs(experiment_names=[settings.registry.experiment], max_results=limit,
+                               order_by=["attributes.start_time DESC"])
+
+    def cell(row: Any, key: str, fmt: str = "{}") -> str:
+        value = row.get(key)
+        return "" if value is None or value != value else fmt.format(value)
+
+    return [(str(r["start_time"])[:19], r["run_id"][:8], cell(r, "tags.mlflow.runName"), cell(r, "tags.snapshot_id"),
+             cell(r, "metrics.holdout_roc_auc", "{:.4f}"), cell(r, "metrics.cv_auc_mean", "{:.4f}"), r["status"])
+            for r in frame.to_dict("records")]

@@ -26,6 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import ray
 from pyarrow.fs import FileSelector
 from ray.data import SaveMode
 from ray.data.datasource import FilenameProvider
@@ -89,27 +90,22 @@ def score_snapshot(settings: Settings, snapshot_ref: str = "latest", model_ref: 
 
 
 def _score_into(out: str, snapshot: Snapshot, model: LoadedModel, settings: Settings, rid: str) -> dict[str, Any]:
-    import ray
-
     started = time.perf_counter()
     scored_at = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
     plan = scoring.plan_pool(ray.cluster_resources().get("CPU", 1.0), settings.scoring)
-    log.info("scoring", extra={"snapshot": snapshot.id, "model_version": model.version, "actors": plan.actors,
-                               "cpus_per_actor": plan.cpus_per_actor, "io_cpus": plan.io_cpus})
+    log.info("scoring", extra={"run": rid, "snapshot": snapshot.id, "model_version": model.version,
+                               "actors": plan.actors, "cpus_per_actor": plan.cpus_per_actor, "io_cpus": plan.io_cpus})
     with _ordered():
         source = snapshot.read(num_cpus=plan.io_cpus).select_columns([CUSTOMER_ID, *model.features.names])
         scored = scoring.score(source, model.booster, model.features, plan, settings.scoring,
                                settings.segments.top_reasons).materialize()
-        proba = np.concatenate([t.column(scoring.PROBABILITY).to_numpy()
-                                for t in ray.get(scored.to_arrow_refs())])
+        proba = np.concatenate([t.column(scoring.PROBABILITY).to_numpy() for t in ray.get(scored.to_arrow_refs())])
         bounds = segments.tier_bounds(settings.segments, proba)
         constants = {MODEL_VERSION: model.version, SNAPSHOT_ID: snapshot.id, SCORED_AT: scored_at}
-        scored.map_batches(label_batch, fn_kwargs={"bounds": bounds, "constants": constants},
-                           batch_format="pyarrow", num_cpus=plan.io_cpus, udf_modifying_row_count=False,
-                           ).write_parquet(storage.join(out, SCORES), filename_provider=PartNames(),
-                                           mode=SaveMode.OVERWRITE, ray_remote_args={"num_cpus": plan.io_cpus})
+        _write_parquet(scored, bounds, constants, plan.io_cpus, storage.join(out, SCORES))
     export_csv(storage.join(out, SCORES), storage.join(out, CSV))
     seconds = time.perf_counter() - started
+    log.info("scores written", extra={"run": rid, "rows": int(proba.size), "seconds": round(seconds, 2)})
     return {
         "run_id": rid, "snapshot_id": snapshot.id, "as_of": snapshot.manifest.get("as_of"),
         "model_version": model.version, "model_schema_hash": model.schema_hash, "scored_at": scored_at.isoformat(),
@@ -119,6 +115,15 @@ def _score_into(out: str, snapshot: Snapshot, model: LoadedModel, settings: Sett
         "tiers": tier_summary(proba, bounds),
         "expected_churners": float(proba.sum(dtype=np.float64)),
     }
+
+
+def _write_parquet(scored: "ray.data.Dataset", bounds: list[tuple[str, float]], constants: dict[str, Any],
+                   io_cpus: float, uri: str) -> None:
+    """The scores with their segment and the run's constants, by Ray Data write tasks."""
+    scored.map_batches(label_batch, fn_kwargs={"bounds": bounds, "constants": constants}, batch_format="pyarrow",
+                       num_cpus=io_cpus, udf_modifying_row_count=False,
+                       ).write_parquet(uri, filename_provider=PartNames(), mode=SaveMode.OVERWRITE,
+                                       ray_remote_args={"num_cpus": io_cpus})
 
 
 class PartNames(FilenameProvider):
@@ -132,9 +137,7 @@ class PartNames(FilenameProvider):
 @contextlib.contextmanager
 def _ordered() -> Iterator[None]:
     """Keep rows in snapshot order through the actor pool (deterministic output files)."""
-    from ray.data import DataContext
-
-    options = DataContext.get_current().execution_options
+    options = ray.data.DataContext.get_current().execution_options
     previous, options.preserve_order = options.preserve_order, True
     try:
         yield

@@ -66,7 +66,8 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         early_stopping_rounds=config["early_stopping_rounds"],
         xgb_model=start_model,
         verbose_eval=False,
-        callbacks=[ReportEveryN(frequency=config["report_every"], checkpoint_at_end=True)],
+        callbacks=[ReportEveryN(frequency=config["report_every"], checkpoint_at_end=True,
+                                results_postprocessing_fn=lambda m: {**m, "resumed_from_round": done})],
     )
 
 

@@ -108,7 +108,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
         **context, "holdout_auc": f"{evaluation.metrics['roc_auc']:.5f}",
         "cv_auc": f"{np.mean(cv):.5f}" if cv else "", "threshold": f"{evaluation.threshold:.5f}"})
     log.info("model registered", extra={"version": version.version, "holdout_auc": evaluation.metrics["roc_auc"]})
-    return TrainReport(run.info.run_id, version.version, metrics, cv, evaluation.report,
+    return TrainReport(run.info.run_id, str(version.version), metrics, cv, evaluation.report,
                        outcome.rounds, time.perf_counter() - started)
 
 

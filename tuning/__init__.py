@@ -1,0 +1,1 @@
+"""Hyper-parameter search for the churn model on Ray Tune."""

@@ -1,0 +1,112 @@
+"""Ray Tune search over the XGBoost parameters: Optuna (TPE) proposes, ASHA stops weak trials
+early from the validation AUC reported every ``report_every`` rounds. A trial is either one
+XGBoost process (one CPU) or a whole distributed Ray Train run, as settings decide."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import ray
+import xgboost as xgb
+from ray import tune
+from ray.train import RunConfig, ScalingConfig
+from ray.train.xgboost import XGBoostTrainer
+from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
+from ray.tune.search.optuna import OptunaSearch
+
+from features.feature_set import FeatureSet
+from ray_jobs.ml.data import scale_pos_weight
+from ray_jobs.ml.trainer import booster_params, train_loop_per_worker
+from ray_jobs.settings import Settings
+
+METRIC = "validation-auc"
+
+SEARCH_SPACE: dict[str, Any] = {
+    "eta": tune.loguniform(0.01, 0.3),
+    "max_depth": tune.randint(2, 9),
+    "min_child_weight": tune.loguniform(1, 50),
+    "subsample": tune.uniform(0.5, 1.0),
+    "colsample_bytree": tune.uniform(0.4, 1.0),
+    "lambda": tune.loguniform(0.1, 20),
+    "alpha": tune.loguniform(1e-3, 5),
+    "gamma": tune.uniform(0, 3),
+}
+
+
+class _ReportEveryN(xgb.callback.TrainingCallback):
+    def __init__(self, every: int) -> None:
+        self.every = every
+
+    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
+        if (epoch + 1) % self.every == 0:
+            tune.report({f"{data}-{name}": values[-1] for data, metrics in evals_log.items()
+                         for name, values in metrics.items()})
+        return False
+
+
+def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, names: list[str],
+                        fixed: dict[str, Any]) -> None:
+    """One trial: plain XGBoost on this worker's CPU(s)."""
+    (X, y), (Xv, yv) = train, valid
+    dtrain, dvalid = xgb.DMatrix(X, label=y, feature_names=names), xgb.DMatrix(Xv, label=yv, feature_names=names)
+    params = booster_params({**fixed["params"], **config}, fixed["threads"], scale_pos_weight(y), fixed["seed"])
+    xgb.train(params, dtrain, num_boost_round=fixed["num_boost_round"], evals=[(dtrain, "train"), (dvalid, "validation")],
+              early_stopping_rounds=fixed["early_stopping_rounds"], verbose_eval=False,
+              callbacks=[_ReportEveryN(fixed["report_every"])])
+
+
+def distributed_trial(config: dict[str, Any], datasets: dict, names: list[str], fixed: dict[str, Any]) -> None:
+    """One trial: a Ray Train run whose reports flow back to Tune."""
+    settings: Settings = fixed["settings"]
+    t = settings.train
+    loop_config = {"feature_names": names, "num_boost_round": t.num_boost_round,
+                   "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every,
+                   "params": booster_params({**t.params, **config}, fixed["threads"], fixed["pos_weight"], t.seed)}
+    XGBoostTrainer(
+        train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
+        scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
+        run_config=RunConfig(storage_path=str((settings.state_dir / "ray_results").absolute()),
+                             callbacks=[TuneReportCallback()]),
+    ).fit()
+
+
+def search(settings: Settings, train_ds: "ray.data.Dataset", valid_ds: "ray.data.Dataset",  # noqa: F821
+           features: FeatureSet, trials: int) -> tune.ResultGrid:
+    """Run the search; every trial's reports (``validation-auc`` every N rounds) are kept."""
+    t, s = settings.train, settings.tune
+    label = "label"
+    names = features.names
+    threads = max(1, int(np.ceil(s.cpus_per_trial)))
+    if s.distributed_trials:
+        positives = train_ds.sum(label)
+        fixed = {"settings": settings, "threads": max(1, int(np.ceil(t.cpus_per_worker))),
+                 "pos_weight": (train_ds.count() - positives) / positives if positives else 1.0}
+        trainable = tune.with_parameters(distributed_trial, datasets={"train": train_ds, "validation": valid_ds},
+                                         names=names, fixed=fixed)
+        resources = {"CPU": 0}  # the trial driver only waits; its Train workers hold the CPUs
+    else:
+        train_np = train_ds.to_pandas()
+        valid_np = valid_ds.to_pandas()
+        fixed = {"params": t.params, "threads": threads, "seed": t.seed, "num_boost_round": t.num_boost_round,
+                 "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every}
+        trainable = tune.with_parameters(
+            single_worker_trial,
+            train=(train_np[names].to_numpy("float32"), train_np[label].to_numpy()),
+            valid=(valid_np[names].to_numpy("float32"), valid_np[label].to_numpy()),
+            names=names, fixed=fixed)
+        resources = {"CPU": s.cpus_per_trial}
+    max_reports = max(1, t.num_boost_round // t.report_every)
+    tuner = tune.Tuner(
+        tune.with_resources(trainable, resources),
+        param_space=SEARCH_SPACE,
+        tune_config=tune.TuneConfig(
+            search_alg=OptunaSearch(metric=METRIC, mode="max", seed=s.seed),
+            scheduler=ASHAScheduler(metric=METRIC, mode="max", max_t=max_reports,
+                                    grace_period=min(s.grace_reports, max_reports)),
+            num_samples=trials,
+        ),
+        run_config=tune.RunConfig(storage_path=str((settings.state_dir / "ray_results").absolute()),
+                                  name="tune", verbose=1),
+    )
+    return tuner.fit()
