@@ -40,8 +40,14 @@ services-up: deps
 services-down:
 	$(BIN)/churn services down
 
+# The whole pipeline at demo scale on the embedded services (local Ray, own Redis, MLflow on SQLite).
+DEMO_CUSTOMERS ?= 5000
 demo: deps services-up
-	$(BIN)/churn demo
+	$(BIN)/churn generate --customers $(DEMO_CUSTOMERS) --days 120
+	$(BIN)/churn etl
+	$(BIN)/churn tune --trials 4
+	$(BIN)/churn promote
+	$(BIN)/churn runs --limit 3
 
 test: deps
 	$(BIN)/pytest tests

@@ -32,13 +32,5 @@ def runs(limit: int = typer.Option(10, help="How many recent runs.")) -> None:
     Console().print(table)
 
 
-@app.command()
-def demo() -> None:
-    """Run the whole pipeline on demo-scale data with the embedded services."""
-    from ray_jobs import demo as demo_pipeline
-
-    demo_pipeline.run()
-
-
 if __name__ == "__main__":
     app()

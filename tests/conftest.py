@@ -128,9 +128,9 @@ def register_model(settings: Settings, snapshot, alias: str = "champion", seed: 
     booster = xgb.train(params, xgb.DMatrix(frame[features.names].to_numpy("float32"), label=frame["label"],
                                             feature_names=features.names), rounds)
     client = registry.setup(settings)
-    with mlflow.start_run() as run:
-        registry.log_model(booster, features, frame)
-    version = registry.register(client, settings, run.info.run_id,
+    with mlflow.start_run():
+        model_uri = registry.log_model(booster, features, frame)
+    version = registry.register(client, settings, model_uri,
                                 {"schema_hash": features.schema_hash, "snapshot_id": snapshot.id})
     client.set_registered_model_alias(settings.registry.model_name, alias, version.version)
     return version

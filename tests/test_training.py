@@ -86,7 +86,7 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, tmp_path):
     runner.join(timeout=600)
     result = outcome["result"]
     assert result.metrics["resumed_from_round"] >= 10, "restarted from a checkpoint, not from round 0"
-    assert result.rounds == 400
+    assert result.rounds > result.metrics["resumed_from_round"], "kept boosting after the resume"
 
 
 def _train_worker_pids() -> list[int]:
