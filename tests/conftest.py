@@ -20,13 +20,13 @@ def telco_csv() -> str:
     return str(REPO / "datasets" / "telco_customer_churn.csv")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[None]:
-    """A real local Ray cluster sized like this machine (2 CPUs)."""
+    """A real local Ray cluster sized like this machine (2 CPUs), shared until a module's
+    Spark session ends it."""
     if not ray.is_initialized():
         ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
-    ray.shutdown()
 
 
 @pytest.fixture(scope="session")
@@ -39,13 +39,16 @@ def session_settings(session_state: Path) -> Settings:
     return Settings(state_dir=session_state, redis_url=None, mlflow_tracking_uri=None)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spark(ray_cluster: None, session_settings: Settings):
-    """Spark running on the Ray cluster through RayDP."""
+    """Spark running on the Ray cluster through RayDP. RayDP's cross-language (Java) setup
+    stays in the Ray session and later broke Ray Data's Python actors there (FooterReader
+    died on start), so the Ray cluster ends with the Spark session; later modules get a new one."""
     from features.spark_session import raydp_spark
 
     with raydp_spark(session_settings) as session:
         yield session
+    ray.shutdown()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from ray_jobs.ml import registry
 
 def test_registered_champion_loads_with_its_feature_schema(settings, tiny_snapshot, champion):
     loaded = registry.load(settings, "champion")
-    assert loaded.version == champion.version
+    assert loaded.version == str(champion.version)
     assert loaded.schema_hash == tiny_snapshot.feature_set.schema_hash
     assert loaded.tags["snapshot_id"] == tiny_snapshot.id
     X = tiny_snapshot.to_pandas()[loaded.features.names].to_numpy("float32")
