@@ -100,8 +100,9 @@ def test_promotion_needs_a_margin_and_can_roll_back(ray_cluster, tmp_path):
     settings = _settings(tmp_path, cv_folds=0)
     frame, features = synthetic_customers(5_000)
     snap = write_snapshot(settings, frame, features)
+    noise = frame.assign(label=np.random.default_rng(9).permutation(frame["label"].to_numpy()))
     client = registry.setup(settings)
-    weak = register_model(settings, snap, alias="challenger", rounds=1)
+    weak = register_model(settings, write_snapshot(settings, noise, features, "20260630-noise"), alias="challenger")
     first = promotion.decide(settings, client)
     assert first.promoted and first.reason == "first champion" and first.challenger == str(weak.version)
 
@@ -113,7 +114,7 @@ def test_promotion_needs_a_margin_and_can_roll_back(ray_cluster, tmp_path):
     assert tags["promotion_decision"] == "promoted" and tags["previous_champion"] == str(weak.version)
     assert "ROC-AUC" in tags["promotion_reason"]
 
-    register_model(settings, snap, alias="challenger", rounds=1, seed=5)
+    train_and_register(settings, snap)  # the same model again: no gain, below the margin
     rejected = promotion.decide(settings, client)
     assert not rejected.promoted and "margin" in rejected.reason
     assert str(client.get_model_version_by_alias(settings.registry.model_name, "champion").version) == strong.version

@@ -92,5 +92,5 @@ def rollback(settings: Settings, client: MlflowClient) -> tuple[str, str]:
         raise PromotionError(f"champion v{current.version} replaced no earlier champion: nothing to roll back to")
     client.set_registered_model_alias(settings.registry.model_name, registry.CHAMPION, previous)
     registry.tag_version(client, settings, current.version, {"rolled_back": f"champion returned to v{previous}"})
-    return current.version, previous
+    return str(current.version), previous
 
