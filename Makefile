@@ -40,20 +40,38 @@ services-up: deps
 services-down:
 	$(BIN)/churn services down
 
-# The whole pipeline at demo scale on the embedded services (local Ray, own Redis, MLflow on SQLite).
+# The whole pipeline at demo scale on the embedded services (local Ray, own Redis, MLflow on SQLite):
+# train and register, promote, load Redis, serve one live prediction, score everyone, plan a
+# campaign, then generate a month with a competitor's offer and report the drift against training.
 DEMO_CUSTOMERS ?= 5000
+DATA := .churn/data
+CHURN := $(BIN)/churn
 demo: deps services-up
-	$(BIN)/churn generate --customers $(DEMO_CUSTOMERS) --days 120
-	$(BIN)/churn etl
-	$(BIN)/churn tune --trials 4
-	$(BIN)/churn promote
-	$(BIN)/churn runs --limit 3
+	$(CHURN) generate --customers $(DEMO_CUSTOMERS) --days 120
+	$(CHURN) etl
+	$(CHURN) tune --trials 4
+	$(CHURN) promote
+	$(CHURN) materialize
+	$(CHURN) score
+	$(CHURN) campaign --budget 50000
+	$(CHURN) serve
+	$(CHURN) serve predict $$(sed -n 2p $(DATA)/scores/$$(cat $(DATA)/scores/LATEST)/scores.csv | cut -d, -f1 | tr -d '"')
+	$(CHURN) serve down
+	cp $(DATA)/snapshots/LATEST $(DATA)/training-snapshot
+	$(CHURN) generate --customers $(DEMO_CUSTOMERS) --days 120 --drift competitor_offer --out $(DATA)/drifted
+	$(CHURN) etl --raw $(DATA)/drifted/raw --scoring
+	$(CHURN) drift --reference $$(cat $(DATA)/training-snapshot)
+	$(CHURN) runs --limit 3
 
 test: deps
 	$(BIN)/pytest tests
 
+# Benchmarks: each runs our path and its baseline side by side and writes load_tests/results/*.json.
+# The serving one drives load with wrk (installed with apt when root).
+BENCHES := generate materialize serving batch_score campaign
 bench: deps
-	$(BIN)/python -m load_tests.bench_generate
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "error: install wrk (apt-get install wrk)"; exit 1; }
+	for b in $(BENCHES); do $(BIN)/python -m load_tests.bench_$$b || exit 1; done
 
 # Re-resolve the lock (only when changing pyproject.toml dependencies).
 lock: $(BIN)/python

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable
 
 from features.feature_set import FeatureSet
-from ray_jobs import storage
+from ray_jobs import runs, storage
 from ray_jobs.settings import Settings
 
-log = logging.getLogger(__name__)
 
-LATEST = "LATEST"
-SUCCESS = "_SUCCESS"
+LATEST, SUCCESS = runs.LATEST, runs.SUCCESS
 
 
 class SnapshotNotFound(LookupError):
@@ -85,33 +82,20 @@ class Snapshot:
 
 def open_snapshot(settings: Settings, ref: str = "latest") -> Snapshot:
     """A complete snapshot by id, by ``latest``, or by full URI."""
-    root = snapshots_root(settings)
-    if ref == "latest":
-        pointer = storage.join(root, LATEST)
-        if not storage.exists(pointer):
-            raise SnapshotNotFound(f"no snapshot yet under {root}: run `churn etl` first")
-        ref = storage.read_text(pointer).strip()
-    uri = ref if "/" in ref else storage.join(root, ref)
-    if not storage.exists(storage.join(uri, SUCCESS)):
-        raise SnapshotNotFound(f"snapshot '{ref}' not found or incomplete (no {SUCCESS}) at {uri}")
-    return Snapshot(uri.rstrip("/").rsplit("/", 1)[-1], uri)
+    try:
+        found = runs.resolve(snapshots_root(settings), ref, "snapshot", hint=": run `churn etl` first")
+    except runs.RunNotFound as exc:
+        raise SnapshotNotFound(str(exc)) from None
+    return Snapshot(found.id, found.uri)
 
 
 def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[str, Any]]) -> tuple[Snapshot, bool]:
     """Build a snapshot with ``write(tmp_uri) -> manifest`` and move it into place atomically,
     then point LATEST at it. An existing complete snapshot with this id is reused (ids are
     content fingerprints). Returns the snapshot and whether it was built now."""
-    root = snapshots_root(settings)
-    uri = storage.join(root, snapshot_id)
-    if storage.exists(storage.join(uri, SUCCESS)):
-        log.info("snapshot already built", extra={"snapshot": snapshot_id})
-        built = False
-    else:
-        storage.remove_dir(uri)  # a folder without _SUCCESS is debris of an interrupted move
-        with storage.atomic_dir(uri) as tmp:
-            manifest = write(tmp)
-            storage.write_json_atomic(storage.join(tmp, "manifest.json"), {"id": snapshot_id, **manifest})
-            storage.write_text_atomic(storage.join(tmp, SUCCESS), "")
-        built = True
-    storage.write_text_atomic(storage.join(root, LATEST), snapshot_id + "\n")
-    return Snapshot(snapshot_id, uri), built
+    def write_with_manifest(tmp: str) -> None:
+        manifest = write(tmp)
+        storage.write_json_atomic(storage.join(tmp, "manifest.json"), {"id": snapshot_id, **manifest})
+
+    published = runs.publish(snapshots_root(settings), snapshot_id, write_with_manifest)
+    return Snapshot(snapshot_id, published.uri), published.built

@@ -3,6 +3,7 @@
 Spark 3.5 on Java 17 needs its internal packages opened to the unnamed module; RayDP's
 Java actors serialise more JDK types (``java.math`` among them), so they need a few more.
 The flags live here only, and go to the driver, the executors and RayDP's app master.
+``spark_configs`` is shared with plain (non-Ray) sessions; RayDP adds its own keys.
 """
 from __future__ import annotations
 
@@ -27,13 +28,11 @@ JAVA17_FLAGS = " ".join(
 
 
 def spark_configs(settings: Settings) -> dict[str, str]:
-    """Spark configuration for a RayDP session (Java 17 flags included)."""
+    """Spark configuration of every session, on Ray or local (Java 17 flags included)."""
     return {
         "spark.driver.extraJavaOptions": JAVA17_FLAGS,
         "spark.executor.extraJavaOptions": JAVA17_FLAGS,
-        "spark.ray.raydp_app_master.extraJavaOptions": JAVA17_FLAGS,
         "spark.driver.memory": settings.spark.driver_memory,
-        "spark.ray.raydp_spark_executor.actor.resource.cpu": str(settings.spark.executor_ray_cpus),
         "spark.sql.shuffle.partitions": str(settings.spark.shuffle_partitions),
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.sources.partitionColumnTypeInference.enabled": "false",
@@ -54,7 +53,11 @@ def raydp_spark(settings: Settings) -> Iterator["pyspark.sql.SparkSession"]:  # 
         num_executors=s.num_executors,
         executor_cores=s.executor_cores,
         executor_memory=s.executor_memory,
-        configs=spark_configs(settings),
+        configs={
+            **spark_configs(settings),
+            "spark.ray.raydp_app_master.extraJavaOptions": JAVA17_FLAGS,
+            "spark.ray.raydp_spark_executor.actor.resource.cpu": str(s.executor_ray_cpus),
+        },
     )
     spark.sparkContext.setLogLevel("ERROR")
     log.info("spark on ray started", extra={"executors": s.num_executors, "cores": s.executor_cores})

@@ -12,20 +12,15 @@ the memory bound of a worker.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import hashlib
-import json
 import os
-import platform
 import resource
-import tempfile
 from pathlib import Path
 
-import numpy
-import pyarrow
 import ray
 
 from features.synth import GenerationResult, generate
+from load_tests import common
 from ray_jobs.runtime import ray_session
 from ray_jobs.settings import get_settings
 
@@ -34,20 +29,14 @@ RESULT = Path(__file__).parent / "results" / "generate.json"
 
 def main() -> None:
     defaults = get_settings().generate
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = common.parser(__doc__, RESULT)
     parser.add_argument("--customers", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--shard-size", type=int, default=defaults.shard_size)
     parser.add_argument("--defect-rate", type=float, default=defaults.defect_rate)
-    parser.add_argument("--out", help="Scratch folder [default: a temporary one, removed afterwards].")
-    parser.add_argument("--result", type=Path, default=RESULT)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(dir=args.out) as scratch:
-        report = run(Path(scratch), args)
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    args.result.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    common.run_in_scratch(run, args)
 
 
 def run(scratch: Path, args: argparse.Namespace) -> dict:
@@ -63,7 +52,6 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     sources = on_ray.manifest["sources"].values()
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         **{k: v for k, v in sizes.items() if k != "start_date"},
         "shards": on_ray.manifest["shards"],
         "rows": sum(s["rows"] for s in sources),
@@ -73,7 +61,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
         "in_process": {**_throughput(in_process), "peak_rss_mb": round(peak_rss_mb)},
         "ratio": round(in_process.seconds / on_ray.seconds, 2),
         "identical_output": _digest(scratch / "ray") == _digest(scratch / "in_process"),
-        "machine": {**_machine(), "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]},
+        "machine": {**common.machine(), "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]},
     }
 
 
@@ -92,20 +80,6 @@ def _digest(folder: Path) -> str:
         digest.update(str(path.relative_to(folder)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def _machine() -> dict:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    return {
-        "nproc": os.cpu_count(),
-        "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "cpu_model": models[0] if models else platform.processor(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "pyarrow": pyarrow.__version__,
-        "numpy": numpy.__version__,
-    }
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from ray_jobs import etl, generate, promote, services, train, tune
+from ray_jobs import batch_score, campaign, drift, etl, generate, materialize, promote, serve, services, train, tune
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 app.add_typer(services.app, name="services")
@@ -13,6 +13,11 @@ app.command("etl")(etl.command)
 app.command("train")(train.command)
 app.command("tune")(tune.command)
 app.command("promote")(promote.command)
+app.command("materialize")(materialize.command)
+app.add_typer(serve.app, name="serve")
+app.command("score")(batch_score.command)
+app.command("campaign")(campaign.command)
+app.command("drift")(drift.command)
 
 
 @app.command()

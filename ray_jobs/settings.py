@@ -192,10 +192,9 @@ class OnlineStoreSettings(BaseModel):
     """The online feature store (Redis): key layout, bulk loads, readers."""
 
     namespace: str = Field("churn:fv", description="Prefix of every key the online store writes.")
-    write_batch_rows: int = Field(2_000, gt=0, description="Customers per MSET.")
-    pipeline_depth: int = Field(8, gt=0, description="MSETs a writer keeps in flight before reading replies.")
-    read_batch_rows: int = Field(200_000, gt=0, description="Rows per Ray Data batch handed to one writer.")
-    writer_cpus: float = Field(0.5, gt=0, description="Ray CPUs per writer task (Redis is the bottleneck).")
+    write_batch_rows: int = Field(2_000, gt=0, description="Customers per MSET (all of a block's are pipelined).")
+    writers: Optional[int] = Field(
+        None, gt=0, description="Ray Data blocks, each read and written by one task; default: the cluster's CPUs.")
     pointer_ttl_s: float = Field(
         1.0, gt=0, description="Readers re-read the live-version pointer at most this often (and on a miss).")
     socket_timeout_s: float = Field(0.5, gt=0, description="Reader timeout per Redis call (then 503).")
@@ -261,10 +260,6 @@ class Settings(BaseSettings):
     @property
     def data_uri(self) -> str:
         return self.data_root or str((self.state_dir / "data").absolute())
-
-    @property
-    def raw_uri(self) -> str:
-        return f"{self.data_uri}/raw"
 
     @property
     def effective_redis_url(self) -> str:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import uuid
 from typing import Any, Iterator
 
@@ -16,14 +17,8 @@ import pyarrow.fs as pafs
 def resolve(uri: str) -> tuple[pafs.FileSystem, str]:
     """Filesystem and path inside it for a local path or a URI such as ``s3://bucket/key``."""
     if "://" not in uri:
-        return pafs.LocalFileSystem(), _local_abs(uri)
+        return pafs.LocalFileSystem(), os.path.abspath(uri)
     return pafs.FileSystem.from_uri(uri)
-
-
-def _local_abs(path: str) -> str:
-    import os
-
-    return os.path.abspath(path)
 
 
 def join(uri: str, *parts: str) -> str:

@@ -20,22 +20,13 @@ from redis.retry import Retry
 from typer.testing import CliRunner
 
 from ray_jobs import services
+from ray_jobs.serve import free_port
 from ray_jobs.services import RedisServer, ServiceError
 from ray_jobs.settings import Settings, get_settings
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
 PASSWORD = "s3cr3t-pw"
-
-
-def free_port() -> int:
-    """A currently free loopback port (never 6379)."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port != 6379:
-            return port
 
 
 def wait_ping(client: redis.Redis, timeout: float = 10.0) -> None:

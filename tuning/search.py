@@ -16,7 +16,8 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from features.feature_set import FeatureSet
-from ray_jobs.ml.data import scale_pos_weight
+from features.spark_features import LABEL
+from ray_jobs.ml.data import dataset_pos_weight, scale_pos_weight
 from ray_jobs.ml.trainer import booster_params, train_loop_per_worker
 from ray_jobs.settings import Settings
 
@@ -75,13 +76,11 @@ def search(settings: Settings, train_ds: "ray.data.Dataset", valid_ds: "ray.data
            features: FeatureSet, trials: int) -> tune.ResultGrid:
     """Run the search; every trial's reports (``validation-auc`` every N rounds) are kept."""
     t, s = settings.train, settings.tune
-    label = "label"
     names = features.names
     threads = max(1, int(np.ceil(s.cpus_per_trial)))
     if s.distributed_trials:
-        positives = train_ds.sum(label)
         fixed = {"settings": settings, "threads": max(1, int(np.ceil(t.cpus_per_worker))),
-                 "pos_weight": (train_ds.count() - positives) / positives if positives else 1.0}
+                 "pos_weight": dataset_pos_weight(train_ds)}
         trainable = tune.with_parameters(distributed_trial, datasets={"train": train_ds, "validation": valid_ds},
                                          names=names, fixed=fixed)
         resources = {"CPU": 0}  # the trial driver only waits; its Train workers hold the CPUs
@@ -92,8 +91,8 @@ def search(settings: Settings, train_ds: "ray.data.Dataset", valid_ds: "ray.data
                  "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every}
         trainable = tune.with_parameters(
             single_worker_trial,
-            train=(train_np[names].to_numpy("float32"), train_np[label].to_numpy()),
-            valid=(valid_np[names].to_numpy("float32"), valid_np[label].to_numpy()),
+            train=(train_np[names].to_numpy("float32"), train_np[LABEL].to_numpy()),
+            valid=(valid_np[names].to_numpy("float32"), valid_np[LABEL].to_numpy()),
             names=names, fixed=fixed)
         resources = {"CPU": s.cpus_per_trial}
     max_reports = max(1, t.num_boost_round // t.report_every)

@@ -48,6 +48,17 @@ class Labelled:
                    df[CUSTOMER_ID].to_numpy(), df)
 
 
+def split_for(customer_ids: np.ndarray | pd.Series, train: "TrainSettings") -> np.ndarray:  # noqa: F821
+    """The split of each customer under the training settings (what training and promotion share)."""
+    return split_of(customer_ids, train.validation_fraction, train.holdout_fraction, train.seed)
+
+
+def dataset_pos_weight(ds: "ray.data.Dataset") -> float:  # noqa: F821
+    """negatives / positives of a labelled Ray Dataset, computed without collecting it."""
+    positives = ds.sum(LABEL)
+    return float((ds.count() - positives) / positives) if positives else 1.0
+
+
 def scale_pos_weight(y: np.ndarray) -> float:
     """negatives / positives: XGBoost's weight for the rare churn class."""
     positives = int(y.sum())

@@ -9,7 +9,7 @@ from sklearn.metrics import roc_auc_score
 
 from features.snapshot import open_snapshot
 from ray_jobs.ml import registry
-from ray_jobs.ml.data import HOLDOUT, Labelled, split_of
+from ray_jobs.ml.data import HOLDOUT, Labelled, split_for
 from ray_jobs.ml.value import customer_value, top_k_value
 from ray_jobs.settings import Settings
 
@@ -37,8 +37,7 @@ def _holdout_scores(model: registry.LoadedModel, holdout: Labelled, settings: Se
 def _holdout(settings: Settings, snapshot_id: str) -> Labelled:
     snapshot = open_snapshot(settings, snapshot_id)
     frame = snapshot.to_pandas()
-    t = settings.train
-    mask = split_of(frame["customer_id"], t.validation_fraction, t.holdout_fraction, t.seed) == HOLDOUT
+    mask = split_for(frame["customer_id"], settings.train) == HOLDOUT
     return Labelled.from_frame(frame[mask], snapshot.feature_set)
 
 

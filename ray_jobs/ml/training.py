@@ -17,10 +17,10 @@ from features.spark_features import CUSTOMER_ID, LABEL
 from ray_jobs.ml import evaluate as ev
 from ray_jobs.ml import explain, registry
 from ray_jobs.ml.cv import cross_validated_auc
-from ray_jobs.ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, split_of
+from ray_jobs.ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, dataset_pos_weight, split_for
 from ray_jobs.ml.trainer import fit
 from ray_jobs.ml.value import customer_value
-from ray_jobs.settings import Settings
+from ray_jobs.settings import Settings, TrainSettings
 
 log = logging.getLogger(__name__)
 SPLIT = "_split"
@@ -37,20 +37,18 @@ class TrainReport:
     seconds: float
 
 
-def _with_split(batch: pd.DataFrame, validation: float, holdout: float, seed: int) -> pd.DataFrame:
-    batch[SPLIT] = split_of(batch[CUSTOMER_ID], validation, holdout, seed)
+def _with_split(batch: pd.DataFrame, train: TrainSettings) -> pd.DataFrame:
+    batch[SPLIT] = split_for(batch[CUSTOMER_ID], train)
     return batch
 
 
 def split_datasets(snapshot: Snapshot, settings: Settings):
     """Train and validation as materialised Ray Datasets (read before training starts, so the
     training workers never wait on read tasks for CPUs), and the holdout as a frame."""
-    t = settings.train
     if not snapshot.has_label:
         raise ValueError(f"snapshot {snapshot.id} has no label (a scoring snapshot): train on a training snapshot")
-    tagged = snapshot.read().map_batches(
-        _with_split, fn_kwargs={"validation": t.validation_fraction, "holdout": t.holdout_fraction, "seed": t.seed},
-        batch_format="pandas").materialize()
+    tagged = snapshot.read().map_batches(_with_split, fn_kwargs={"train": settings.train},
+                                         batch_format="pandas").materialize()
     columns = [*snapshot.feature_set.names, LABEL]
     train = tagged.filter(expr=f"{SPLIT} == '{TRAIN}'").select_columns(columns).materialize()
     valid = tagged.filter(expr=f"{SPLIT} == '{VALIDATION}'").select_columns(columns).materialize()
@@ -74,8 +72,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
     features = snapshot.feature_set
     client = registry.setup(settings)
     train_ds, valid_ds, holdout_frame = split_datasets(snapshot, settings)
-    positives = train_ds.sum(LABEL)
-    pos_weight = (train_ds.count() - positives) / positives if positives else 1.0
+    pos_weight = dataset_pos_weight(train_ds)
     with mlflow.start_run(run_name=run_name, nested=nested) as run:
         mlflow.log_params({**params, "num_workers": t.num_workers, "num_boost_round": t.num_boost_round,
                            "early_stopping_rounds": t.early_stopping_rounds, "seed": t.seed,
@@ -87,7 +84,8 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
                       f"{run_name}-{run.info.run_id[:8]}", pos_weight)
         _log_history(outcome.history, t.report_every)
         holdout = Labelled.from_frame(holdout_frame, features)
-        evaluation = _evaluate(outcome.booster, holdout, features.names, settings)
+        proba = outcome.booster.inplace_predict(holdout.X)
+        evaluation = _evaluate(outcome.booster, holdout, proba, features.names, settings)
         cv = _cross_validate(snapshot, settings, params, outcome.rounds) if t.cv_folds > 1 else []
         metrics = {f"holdout_{k}": v for k, v in evaluation.metrics.items()}
         metrics |= {"holdout_expected_value_top_k": evaluation.value["model"],
@@ -98,7 +96,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
             metrics |= {"cv_auc_mean": float(np.mean(cv)), "cv_auc_std": float(np.std(cv))}
         mlflow.log_metrics(metrics)
         out = settings.state_dir / "reports" / "train" / run.info.run_id
-        evaluation.plots = ev.plot(evaluation, holdout.y, outcome.booster.inplace_predict(holdout.X), out)
+        evaluation.plots = ev.plot(evaluation, holdout.y, proba, out)
         evaluation.report = ev.write_report(evaluation, out, f"Churn model evaluation: run {run.info.run_id[:8]}",
                                             {**context, "rounds": str(outcome.rounds),
                                              "cv_auc": f"{np.mean(cv):.4f} ± {np.std(cv):.4f}" if cv else "n/a"})
@@ -112,8 +110,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
                        outcome.rounds, time.perf_counter() - started)
 
 
-def _evaluate(booster, holdout: Labelled, names: list[str], settings: Settings) -> ev.Evaluation:
-    proba = booster.inplace_predict(holdout.X)
+def _evaluate(booster, holdout: Labelled, proba: np.ndarray, names: list[str], settings: Settings) -> ev.Evaluation:
     contribs = explain.contributions(booster, holdout.X, names)
     importance = booster.get_score(importance_type="total_gain")
     value = customer_value(holdout.frame, settings.campaign)

@@ -1,0 +1,72 @@
+"""Campaign step: scores + the intervention catalogue + a budget -> who to contact, and how.
+
+Ray job: ``ray job submit --working-dir . -- python -m ray_jobs.campaign --budget 50000``
+(runs in the driver: selecting for a million customers takes seconds, no cluster needed).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ray_jobs import logs
+from ray_jobs.ml.campaign_runs import TARGETS_CSV, CampaignRun, default_truth, plan_campaign
+from ray_jobs.settings import get_settings
+
+console = Console()
+
+
+def command(
+    budget: float = typer.Option(default_factory=lambda: get_settings().interventions.budget,
+                                 show_default="settings.interventions.budget", help="Total spend allowed."),
+    scores: str = typer.Option("latest", help="Scores run id, 'latest', or a scores run URI."),
+    truth: Optional[str] = typer.Option(
+        None, help="Generator truth table to report realised churn reduction.",
+        show_default="<data>/generated/truth/customers.parquet when present"),
+    force: bool = typer.Option(False, "--force", help="Recompute even if this run is already complete."),
+) -> None:
+    """Pick at most one intervention per customer maximising expected net value within the budget."""
+    settings = get_settings()
+    logs.configure(logs.new_run_id("campaign"))
+    result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force=force)
+    print_summary(result)
+
+
+def print_summary(result: CampaignRun) -> None:
+    s = result.summary
+    state = "planned" if result.run.built else "already planned, reused"
+    shown = {"campaign": f"campaign ({s['strategy']})", s["best_top_k"]: f"{s['best_top_k']} (best top-k)",
+             s["best_random"]: f"{s['best_random']} (best random)"}
+    table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}")
+    for col in ("strategy", "contacted", "cost", "exp. churners saved", "exp. saved revenue", "exp. net value"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for key, label in shown.items():
+        o = s["strategies"][key]
+        table.add_row(label, f"{o['contacted']:,}", f"{o['cost']:,.0f}", f"{o['expected_churners_saved']:,.1f}",
+                      f"{o['expected_saved_revenue']:,.0f}", f"{o['expected_net_value']:,.0f}")
+    console.print(table)
+    mix = ", ".join(f"{k} {v:,}" for k, v in s["strategies"]["campaign"]["by_intervention"].items() if v)
+    console.print(f"interventions: {mix or 'none'}; selection took {s['selection_seconds']:.2f} s")
+    for note in s["notes"]:
+        console.print(f"[dim]{note}[/dim]")
+    if "realised" in s:
+        print_realised(s["realised"], list(shown))
+    console.print(f"targets: {result.run.uri}/{TARGETS_CSV}")
+
+
+def print_realised(r: dict, keys: list[str]) -> None:
+    table = Table(title=f"realised on the generator's truth, churn {r['window'][0]} .. {r['window'][1]}")
+    for col in ("strategy", "churners", "saved", "churn reduction"):
+        table.add_column(col, justify="left" if col == "strategy" else "right")
+    for key in keys:
+        o = r[key]
+        table.add_row(key, f"{o['churners']:,}", f"{o['churners_saved']:,.1f}", f"{o['churn_reduction']:.1%}")
+    console.print(table)
+    met = r["campaign"]["churn_reduction"] >= r["goal_churn_reduction"]
+    console.print(f"goal -{r['goal_churn_reduction']:.0%} churn: {'met' if met else 'not met'}")
+
+
+if __name__ == "__main__":
+    typer.run(command)

@@ -1,0 +1,66 @@
+"""Immutable, complete-or-absent folders with a LATEST pointer: feature snapshots and the batch
+outputs (scores, campaigns, drift reports).
+
+Layout under a root such as ``<data>/scores/``::
+
+    <run-id>/...        written in a temporary sibling, ``_SUCCESS`` last, then renamed into place
+    LATEST              the newest completed run, updated after it is complete
+
+Run ids are fingerprints of the inputs, so re-running with identical inputs finds the completed
+folder and reuses it instead of recomputing (``force`` recomputes and replaces it atomically).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from ray_jobs import storage
+
+log = logging.getLogger(__name__)
+LATEST, SUCCESS = "LATEST", "_SUCCESS"
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    uri: str
+    built: bool
+    """False when a completed run with this id was found and reused."""
+
+
+def is_complete(uri: str) -> bool:
+    return storage.exists(storage.join(uri, SUCCESS))
+
+
+def publish(root: str, run_id: str, write: Callable[[str], None], force: bool = False) -> Run:
+    """Build ``root/run_id`` with ``write(tmp_uri)`` unless it is already complete, then point
+    LATEST at it. A crash inside ``write`` leaves neither the folder nor LATEST changed."""
+    uri = storage.join(root, run_id)
+    built = force or not is_complete(uri)
+    if built:
+        # replace: a folder without _SUCCESS is the debris of an interrupted move (or --force)
+        with storage.atomic_dir(uri, replace=True) as tmp:
+            write(tmp)
+            storage.write_text_atomic(storage.join(tmp, SUCCESS), "")
+    else:
+        log.info("run already complete, reused", extra={"run": run_id, "uri": uri})
+    storage.write_text_atomic(storage.join(root, LATEST), run_id + "\n")
+    return Run(run_id, uri, built)
+
+
+def resolve(root: str, ref: str, what: str, hint: str = "") -> Run:
+    """A completed run by id, by ``latest`` or by full URI."""
+    if ref == "latest":
+        pointer = storage.join(root, LATEST)
+        if not storage.exists(pointer):
+            raise RunNotFound(f"no {what} yet under {root}{hint}")
+        ref = storage.read_text(pointer).strip()
+    uri = ref if "/" in ref else storage.join(root, ref)
+    if not is_complete(uri):
+        raise RunNotFound(f"{what} '{ref}' not found or incomplete (no {SUCCESS}) at {uri}")
+    return Run(uri.rstrip("/").rsplit("/", 1)[-1], uri, built=False)

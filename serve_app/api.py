@@ -1,0 +1,103 @@
+"""The HTTP API (FastAPI): routes, the optional API key, and errors mapped to clear statuses.
+
+``create_api`` takes the service and the function that scores one request: under Serve that is
+the replica's ``@serve.batch`` method (concurrent requests share one feature read and one model
+call); the bare baseline passes an unbatched one.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from typing import Any, Awaitable, Callable, Optional
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import HTTPException, RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from features.online_store import NoLiveVersion, OnlineStoreError, SchemaMismatch, StoreUnavailable
+from serve_app.metrics import LatencyMiddleware, ServiceMetrics
+from serve_app.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest
+from serve_app.service import CustomerNotFound, Outcome, PredictionService, ScoringRequest, elapsed_ms
+
+log = logging.getLogger(__name__)
+
+ScoreOne = Callable[[ScoringRequest], Awaitable[Outcome]]
+API_KEY_HEADER = "X-API-Key"
+_UNAVAILABLE = {
+    StoreUnavailable: "feature store unavailable (Redis): {}; retry shortly",
+    NoLiveVersion: "no online features: {}",
+    SchemaMismatch: "online features and model disagree: {}",
+}
+
+
+def create_api(service: PredictionService, score_one: ScoreOne, metrics: ServiceMetrics) -> FastAPI:
+    app = FastAPI(title="Churn prediction", version="1", summary="Churn risk of a customer, with its reasons.")
+    settings = service.settings
+    api_key = settings.serve.api_key
+
+    def check_key(x_api_key: Optional[str] = Header(None, alias=API_KEY_HEADER)) -> None:
+        if api_key and not (x_api_key and hmac.compare_digest(x_api_key, api_key)):
+            raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
+
+    secured = [Depends(check_key)] if api_key else []
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """Model loaded, Redis reachable, online features laid out as the model expects."""
+        ok, checks = await service.readiness()
+        return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
+
+    @app.post("/v1/predict", response_model=Prediction, dependencies=secured, tags=["predict"],
+              responses={404: {"description": "Unknown customer"}, 503: {"description": "Feature store down"}})
+    async def predict(body: PredictRequest) -> JSONResponse:
+        """Churn probability, risk segment and top reasons of one customer."""
+        started = time.perf_counter()
+        outcome = await score_one(service.parse(body))
+        if isinstance(outcome, CustomerNotFound):
+            raise outcome
+        return JSONResponse({**outcome, "latency_ms": elapsed_ms(started)})
+
+    @app.post("/v1/predict/batch", response_model=BatchPrediction, dependencies=secured, tags=["predict"])
+    async def predict_batch(body: BatchRequest) -> JSONResponse:
+        """Up to 1,000 customers: one Redis round trip, one vectorised predict."""
+        started = time.perf_counter()
+        if len(body.customer_ids) > settings.serve.max_batch_ids:
+            raise RequestValidationError([{"type": "too_long", "loc": ("body", "customer_ids"),
+                                           "msg": f"at most {settings.serve.max_batch_ids} ids"}])
+        result = await service.score_ids(body.customer_ids)
+        return JSONResponse({**result, "latency_ms": elapsed_ms(started)})
+
+    @app.exception_handler(CustomerNotFound)
+    async def not_found(_: Request, exc: CustomerNotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc), "customer_id": exc.customer_id}, status_code=404)
+
+    @app.exception_handler(OnlineStoreError)
+    async def unavailable(_: Request, exc: OnlineStoreError) -> JSONResponse:
+        template = next((t for kind, t in _UNAVAILABLE.items() if isinstance(exc, kind)), "{}")
+        return JSONResponse({"detail": template.format(exc)}, status_code=503, headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def internal(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", extra={"path": request.url.path})
+        return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
+
+    app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
+    app.add_middleware(LatencyMiddleware, metrics=metrics)
+    return app
+
+
+def _openapi(app: FastAPI, service: PredictionService) -> dict[str, Any]:
+    """The OpenAPI document, with the overridable features of the model being served."""
+    schema = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    overrides = service.model.overrides.json_schema()
+    target = schema["components"]["schemas"]["PredictRequest"]["properties"]["overrides"]
+    target.update({k: overrides[k] for k in ("properties", "additionalProperties") if k in overrides},
+                  title=f"Overrides (model {service.model.version})")
+    return schema

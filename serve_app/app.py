@@ -1,0 +1,50 @@
+"""The Ray Serve application: one ingress deployment, ``Predictor``, whose replicas each hold the
+model and an async Redis pool and answer HTTP themselves.
+
+    RAY_SERVE_THROUGHPUT_OPTIMIZED=1 RAY_SERVE_ENABLE_HA_PROXY=1 serve run serve_app/config.yaml
+    churn serve up          # the same, on a Ray head of its own, detached
+
+With those two flags (Ray >= 2.55) each replica serves HTTP on its own port (direct ingress) and
+HAProxy, managed by Serve on every node, is the one stable route on ``http_options.port``: it
+balances over the replicas and follows them as they come and go. Without the flags the app runs
+unchanged behind Serve's Python proxy.
+
+Scoring is one deployment on purpose: every hop between deployments costs a serialisation and a
+network round trip, more than the predict itself. Concurrent requests in a replica share one
+feature read and one model call through ``@serve.batch``.
+"""
+from __future__ import annotations
+
+from fastapi import FastAPI
+from ray import serve
+
+from ray_jobs import logs
+from ray_jobs.settings import get_settings
+from serve_app.api import create_api
+from serve_app.metrics import RayInstruments, ServiceMetrics
+from serve_app.service import Outcome, PredictionService, ScoringRequest
+
+
+@serve.deployment(name="Predictor")
+@serve.ingress()
+class Predictor:
+    async def __init__(self) -> None:
+        logs.configure()
+        settings = get_settings()
+        self.metrics = ServiceMetrics(RayInstruments())
+        self.service = await PredictionService.start(settings, self.metrics)
+        self.score_one.set_max_batch_size(settings.serve.max_batch_size)
+        self.score_one.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return create_api(self.service, self.score_one, self.metrics)
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
+    async def score_one(self, requests: list[ScoringRequest]) -> list[Outcome]:
+        return await self.service.score(requests)
+
+    async def __del__(self) -> None:
+        await self.service.close()
+
+
+app = Predictor.bind()

@@ -1,0 +1,49 @@
+"""The same API and handler logic in a bare uvicorn process, without Ray: the benchmark's
+baseline. Each request is scored on its own (no ``@serve.batch``); metrics are plain
+prometheus_client series at ``/metrics``.
+
+    uvicorn serve_app.baseline:create --factory --port 8001
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from ray_jobs import logs
+from ray_jobs.settings import get_settings
+from serve_app.api import create_api
+from serve_app.metrics import PrometheusInstruments, ServiceMetrics
+from serve_app.service import Outcome, PredictionService, ScoringRequest
+
+
+def create() -> FastAPI:
+    """The ASGI app (uvicorn ``--factory``): the service starts with the server's event loop."""
+    logs.configure()
+    instruments = PrometheusInstruments()
+    metrics = ServiceMetrics(instruments)
+    holder: dict[str, FastAPI] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        service = await PredictionService.start(get_settings(), metrics)
+
+        async def score_one(request: ScoringRequest) -> Outcome:
+            return (await service.score([request]))[0]
+
+        api = create_api(service, score_one, metrics)
+        api.add_route("/metrics", lambda _: Response(instruments.exposition(), media_type="text/plain"))
+        holder["api"] = api
+        yield
+        await service.close()
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await outer(scope, receive, send)
+        else:
+            await holder["api"](scope, receive, send)
+
+    outer = FastAPI(lifespan=lifespan)
+    return app  # type: ignore[return-value]

@@ -1,0 +1,100 @@
+"""Request and response bodies. The overridable features are not restated here: they come from
+the loaded model's FeatureSet (``OverrideSchema``), names, types and category values included."""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Optional, Union
+
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, ValidationError, create_model
+
+from features.feature_set import FeatureSet, FeatureSpec
+
+MAX_BATCH_IDS = 1_000
+CustomerId = Annotated[str, Field(min_length=1, max_length=128, examples=["C000042"])]
+OverrideValue = Union[float, bool, str, None]
+
+
+class PredictRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: CustomerId
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="Fresh in-session values that replace stored features, by "
+        "feature name (see the model's FeatureSet: numbers, booleans, category names; null = missing).",
+    )
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[CustomerId] = Field(min_length=1, max_length=MAX_BATCH_IDS)
+
+
+class Reason(BaseModel):
+    feature: str
+    contribution: float = Field(description="Log-odds the feature adds to this customer's risk.")
+
+
+class Prediction(BaseModel):
+    customer_id: str
+    churn_probability: float
+    risk_segment: str
+    top_reasons: list[Reason]
+    model_version: str
+    feature_version: str
+    latency_ms: float = 0.0
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Prediction]
+    missing: list[str] = Field(description="Requested ids the online store does not know.")
+    model_version: str
+    feature_version: str
+    latency_ms: float = 0.0
+
+
+def _value_type(spec: FeatureSpec) -> Any:
+    if spec.dtype == "category":
+        return Optional[Literal[tuple(spec.categories or ())]]  # type: ignore[misc]
+    if spec.dtype == "bool":
+        return Optional[StrictBool]
+    if spec.dtype == "int":
+        return Optional[StrictInt]
+    return Optional[Annotated[float, Strict()]]
+
+
+def _encode(spec: FeatureSpec, value: OverrideValue) -> float:
+    """The float the model sees for a validated override value."""
+    if value is None:
+        return math.nan
+    if spec.dtype == "category":
+        return spec.encode_category(value)  # type: ignore[arg-type]
+    return float(value)
+
+
+class OverrideSchema:
+    """Validation of ``overrides`` against one FeatureSet (strict types, known names only)."""
+
+    def __init__(self, features: FeatureSet) -> None:
+        self.features = features
+        fields = {spec.name: (_value_type(spec), Field(None, description=spec.description))
+                  for spec in features.features}
+        self.model = create_model("Overrides", __config__=ConfigDict(extra="forbid"), **fields)
+
+    def encode(self, overrides: dict[str, Any]) -> dict[str, float]:
+        """Feature name -> model value; raises RequestValidationError naming the bad fields."""
+        if not overrides:
+            return {}
+        try:
+            self.model.model_validate(overrides)
+        except ValidationError as exc:
+            raise RequestValidationError([
+                {**err, "loc": ("body", "overrides", *err["loc"]),
+                 "msg": "unknown feature" if err["type"] == "extra_forbidden" else err["msg"]}
+                for err in exc.errors(include_url=False)
+            ]) from None
+        return {name: _encode(self.features[name], value) for name, value in overrides.items()}
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.model.model_json_schema()
