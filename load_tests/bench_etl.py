@@ -33,12 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import pyarrow.parquet as pq
+import pyspark
+import raydp
 
 from features import raw_etl, validation
 from features.snapshot import Snapshot, publish
 from features.sources import SOURCES
 from features.spark_features import build_features
 from features.spark_session import raydp_spark, spark_configs, spark_path
+from features.synth import generate
 from load_tests.common import machine
 from ray_jobs import logs, storage
 from ray_jobs.runtime import ray_session
@@ -69,8 +72,6 @@ def raw_data(folder: Path, args: argparse.Namespace) -> tuple[str, dict[str, Any
         print(f"reusing the raw data in {folder}", flush=True)
         return str(folder / "raw"), {"reused": True}
     print(f"generating {args.customers:,} customers x {args.days} days into {folder}", flush=True)
-    from features.synth import generate
-
     with ray_session(get_settings()):
         result = generate(str(folder), **sizes, shard_size=defaults.shard_size)
     return str(folder / "raw"), {"reused": False, "seconds": round(result.seconds, 1)}
@@ -221,8 +222,8 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         "identical_output": all(not any(d.values()) for d in diffs),
         "differences": diffs,
         "runs": runs,
-        "machine": {**machine(), "java": local[0]["java"], "load_avg_1m_before": load_before,
-                    "load_avg_1m_after": load_after},
+        "machine": {**machine(), "java": local[0]["java"], "pyspark": pyspark.__version__,
+                    "raydp": raydp.__version__, "load_avg_1m_before": load_before, "load_avg_1m_after": load_after},
     }
 
 
