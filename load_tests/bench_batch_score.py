@@ -29,6 +29,7 @@ from features.snapshot import open_snapshot
 from load_tests import common
 from ray_jobs.ml import registry, score_runs, score_table, segments
 from ray_jobs.ml.scoring import Scorer
+from ray_jobs.runtime import init_with_retry
 from ray_jobs.settings import Settings
 
 RESULT = Path(__file__).parent / "results" / "batch_score.json"
@@ -81,7 +82,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
     setup_seconds = time.perf_counter() - started
     load_before = os.getloadavg()[0]
     started = time.perf_counter()
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
+    init_with_retry(num_cpus=os.cpu_count(), include_dashboard=False, logging_level="WARNING")
     ray_start = time.perf_counter() - started
     base_times, ray_times, diffs = [], [], []
     try:

@@ -9,6 +9,7 @@ from typing import Iterator
 import pytest
 import ray
 
+from ray_jobs.runtime import init_with_retry
 from ray_jobs.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def ray_cluster() -> Iterator[None]:
     """A real local Ray cluster sized like this machine (2 CPUs), shared until a module's
     Spark session ends it."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+        init_with_retry(num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield
 
 
