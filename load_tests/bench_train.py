@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
-import ray
 import ray.train
 import xgboost as xgb
 from ray.train import Checkpoint, RunConfig, ScalingConfig
@@ -87,7 +86,8 @@ def baseline(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, Label
                                  nthread=BASELINE_THREADS)
     matrix = time.perf_counter()
     params = booster_params(t.params, BASELINE_THREADS, scale_pos_weight(train.y), t.seed)
-    booster = xgb.train(params, dtrain, num_boost_round=t.num_boost_round, evals=[(dtrain, "train"), (dvalid, "validation")],
+    booster = xgb.train(params, dtrain, num_boost_round=t.num_boost_round,
+                        evals=[(dtrain, "train"), (dvalid, "validation")],
                         early_stopping_rounds=t.early_stopping_rounds, verbose_eval=False)
     done = time.perf_counter()
     rows = {TRAIN: len(train.y), VALIDATION: len(valid.y), HOLDOUT: len(holdout.y)}

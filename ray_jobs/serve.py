@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from ray_jobs import logs
+from ray_jobs.runtime import START_ATTEMPTS
 from ray_jobs.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -156,9 +157,9 @@ class RayHead:
             return None
         return state if self._owned_pids(state) else None
 
-    def start(self, attempts: int = 2) -> HeadState:
+    def start(self, attempts: int = START_ATTEMPTS) -> HeadState:
         """Our running head, or a new one. Ray gives a new node 30 s to register, which a busy
-        machine can miss: one more attempt then."""
+        machine can miss (see ``runtime.init_with_retry``): more attempts then."""
         running = self.state()
         if running:
             return running
