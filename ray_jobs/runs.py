@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from ray_jobs import storage
 
@@ -51,6 +51,20 @@ def publish(root: str, run_id: str, write: Callable[[str], None], force: bool = 
         log.info("run already complete, reused", extra={"run": run_id, "uri": uri})
     storage.write_text_atomic(storage.join(root, LATEST), run_id + "\n")
     return Run(run_id, uri, built)
+
+
+def publish_summarised(root: str, run_id: str, write: Callable[[str], dict[str, Any]], summary_name: str,
+                       force: bool = False) -> tuple[Run, dict[str, Any]]:
+    """``publish`` where ``write(tmp_uri)`` returns the run's summary, stored in the run as
+    ``summary_name``; the summary of a reused run is read back from there."""
+    summary: dict[str, Any] = {}
+
+    def write_with_summary(tmp: str) -> None:
+        summary.update(write(tmp))
+        storage.write_json_atomic(storage.join(tmp, summary_name), summary)
+
+    run = publish(root, run_id, write_with_summary, force)
+    return run, summary if run.built else storage.read_json(storage.join(run.uri, summary_name))
 
 
 def resolve(root: str, ref: str, what: str, hint: str = "") -> Run:

@@ -66,14 +66,9 @@ def plan_campaign(settings: Settings, budget: float, scores_ref: str = "latest",
     catalogue = Catalogue.from_settings(settings.interventions)
     rid = f"{scores.run.id}-b{budget:g}-" + fingerprint(
         settings.interventions.model_dump(exclude={"budget"}), settings.campaign.model_dump(), truth_uri)
-    summary: dict[str, Any] = {}
-
-    def write(tmp: str) -> None:
-        summary.update(_plan_into(tmp, settings, scores, catalogue, budget, truth_uri, rid))
-        storage.write_json_atomic(storage.join(tmp, SUMMARY), summary)
-
-    run = runs.publish(campaigns_root(settings), rid, write, force=force)
-    return CampaignRun(run, summary if run.built else storage.read_json(storage.join(run.uri, SUMMARY)))
+    return CampaignRun(*runs.publish_summarised(
+        campaigns_root(settings), rid, lambda tmp: _plan_into(tmp, settings, scores, catalogue, budget, truth_uri, rid),
+        SUMMARY, force))
 
 
 def _plan_into(out: str, settings: Settings, scores: ScoreRun, catalogue: Catalogue, budget: float,

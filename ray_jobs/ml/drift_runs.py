@@ -77,9 +77,8 @@ def check_drift(settings: Settings, reference_ref: str, current_ref: str,
     model, model_note = _model(settings, model_ref)
     rid = f"{reference.id}--{current.id}-" + fingerprint(
         model.version if model else None, settings.drift.model_dump(), code_version())
-    summary: dict[str, Any] = {}
 
-    def write(tmp: str) -> None:
+    def write(tmp: str) -> dict[str, Any]:
         result, samples, predictions = compare(reference, current, model, settings)
         if model_note:
             result.notes.append(model_note)
@@ -88,11 +87,10 @@ def check_drift(settings: Settings, reference_ref: str, current_ref: str,
         context = {"run id": rid, "model version": model.version if model else "none",
                    "reference as of": reference.manifest.get("as_of"), "current as of": current.manifest.get("as_of")}
         drift_report.write_html(result, settings.drift, plots, out, context)
-        summary.update({"run_id": rid, "model_version": model.version if model else None, **result.to_json()})
-        storage.write_json_atomic(storage.join(tmp, RESULT), summary)
+        return {"run_id": rid, "model_version": model.version if model else None, **result.to_json()}
 
-    run = runs.publish(reports_root(settings), rid, write, force=force)
-    checked = DriftRun(run, summary if run.built else storage.read_json(storage.join(run.uri, RESULT)))
+    run, summary = runs.publish_summarised(reports_root(settings), rid, write, RESULT, force)
+    checked = DriftRun(run, summary)
     if run.built:
         log_to_mlflow(settings, checked)
     return checked

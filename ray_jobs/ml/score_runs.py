@@ -88,14 +88,8 @@ def score_snapshot(settings: Settings, snapshot_ref: str = "latest", model_ref: 
     model = registry.load(settings, model_ref)
     scoring.check_compatible(model.features, snapshot.feature_set)
     rid = run_id(snapshot, model, settings)
-    summary: dict[str, Any] = {}
-
-    def write(tmp: str) -> None:
-        summary.update(_score_into(tmp, snapshot, model, settings, rid))
-        storage.write_json_atomic(storage.join(tmp, SUMMARY), summary)
-
-    run = runs.publish(scores_root(settings), rid, write, force=force)
-    return ScoreRun(run, summary if run.built else storage.read_json(storage.join(run.uri, SUMMARY)))
+    return ScoreRun(*runs.publish_summarised(
+        scores_root(settings), rid, lambda tmp: _score_into(tmp, snapshot, model, settings, rid), SUMMARY, force))
 
 
 def _score_into(out: str, snapshot: Snapshot, model: LoadedModel, settings: Settings, rid: str) -> dict[str, Any]:
