@@ -15,6 +15,7 @@ import json
 import subprocess
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Callable
 
 from features.feature_set import FeatureSet
@@ -23,6 +24,7 @@ from ray_jobs.settings import Settings
 
 
 LATEST, SUCCESS = runs.LATEST, runs.SUCCESS
+MANIFEST = "manifest.json"
 
 
 class SnapshotNotFound(LookupError):
@@ -38,12 +40,14 @@ def fingerprint(*parts: Any) -> str:
 
 
 def code_version() -> str:
-    """The git commit of the code (``-dirty`` when it has uncommitted changes), else unknown."""
+    """``git describe`` of this checkout (``-dirty`` with uncommitted changes), read from the code's
+    own folder so the working directory does not matter; "unknown" outside a checkout."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], capture_output=True, text=True,
+                             timeout=10, cwd=Path(__file__).resolve().parent)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Snapshot:
 
     @cached_property
     def manifest(self) -> dict[str, Any]:
-        return storage.read_json(storage.join(self.uri, "manifest.json"))
+        return storage.read_json(storage.join(self.uri, MANIFEST))
 
     @property
     def data_uri(self) -> str:
@@ -93,9 +97,6 @@ def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[st
     """Build a snapshot with ``write(tmp_uri) -> manifest`` and move it into place atomically,
     then point LATEST at it. An existing complete snapshot with this id is reused (ids are
     content fingerprints). Returns the snapshot and whether it was built now."""
-    def write_with_manifest(tmp: str) -> None:
-        manifest = write(tmp)
-        storage.write_json_atomic(storage.join(tmp, "manifest.json"), {"id": snapshot_id, **manifest})
-
-    published = runs.publish(snapshots_root(settings), snapshot_id, write_with_manifest)
+    published, _ = runs.publish_summarised(snapshots_root(settings), snapshot_id,
+                                           lambda tmp: {"id": snapshot_id, **write(tmp)}, MANIFEST)
     return Snapshot(snapshot_id, published.uri), published.built

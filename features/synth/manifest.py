@@ -4,10 +4,9 @@ No wall-clock time goes in, so the same arguments always give the same manifest.
 """
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
 from typing import Any
 
+from features.snapshot import code_version
 from features.sources import SOURCES
 from features.synth.shard import RunPlan
 from features.synth.stats import ShardStats
@@ -43,15 +42,3 @@ def build_manifest(plan: RunPlan, stats: ShardStats) -> dict[str, Any]:
             for s in SOURCES
         },
     }
-
-
-def code_version() -> str:
-    """``git describe`` of the generator's checkout, or "unknown" outside one (or before any commit)."""
-    try:
-        result = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--tags"], cwd=Path(__file__).resolve().parent,
-            capture_output=True, text=True, timeout=10,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() if result.returncode == 0 and result.stdout.strip() else "unknown"
