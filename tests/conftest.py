@@ -58,10 +58,17 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_settings_cache() -> Iterator[None]:
-    get_settings.cache_clear()
+def _isolated_settings() -> Iterator[None]:
+    """Every test reads its own settings: no cached Settings, and no MLFLOW_TRACKING_URI left
+    behind by an earlier test (``mlflow.set_tracking_uri`` exports it to the environment, so
+    the next test's Settings would otherwise share the earlier test's registry)."""
+    def reset() -> None:
+        get_settings.cache_clear()
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+
+    reset()
     yield
-    get_settings.cache_clear()
+    reset()
 
 
 @pytest.fixture(scope="session", autouse=True)
