@@ -11,8 +11,8 @@ evaluate on train and validation every round; both models are scored on the same
 - baseline: pyarrow reads the Parquet, ``QuantileDMatrix``, ``xgboost.train(nthread=2)``.
 - ours: Ray start, ``split_datasets`` (snapshot into Ray Data), ``fit`` with 2 workers of one
   CPU (one thread each: Ray sets ``OMP_NUM_THREADS`` to the worker's CPUs), reporting and
-  checkpointing every ``report_every`` rounds. The hand-off (shard -> DMatrix in each worker)
-  is timed by a second Ray Train run that does only that step.
+  checkpointing every ``report_every`` rounds. The hand-off (shard -> QuantileDMatrix in each
+  worker) is timed by a second Ray Train run that does only that step.
 
 ``ratio`` is ours over the baseline including Ray's start and the hand-off (goal at most 1.3);
 ``auc_diff`` the holdout ROC-AUC difference (goal at most 0.005). Then ``--trials`` trials of
@@ -45,7 +45,7 @@ from features.snapshot import Snapshot
 from features.spark_features import CUSTOMER_ID, LABEL
 from load_tests.common import machine, write_snapshot
 from ray_jobs.ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, dataset_pos_weight, scale_pos_weight, split_for
-from ray_jobs.ml.trainer import _shard_matrix, booster_params, fit
+from ray_jobs.ml.trainer import booster_params, fit, shard_matrix
 from ray_jobs.ml.training import split_datasets
 from ray_jobs.runtime import ray_session
 from ray_jobs.settings import Settings
@@ -100,8 +100,8 @@ def _hand_off_loop(config: dict[str, Any]) -> None:
     """The first step of the platform's worker loop alone: both shards into DMatrix. The
     seconds go with an (empty) checkpoint: Ray Train keeps only metrics reported with one."""
     started = time.perf_counter()
-    for name in ("train", "validation"):
-        _shard_matrix(name, config["feature_names"])
+    dtrain = shard_matrix("train", config["feature_names"])
+    shard_matrix("validation", config["feature_names"], ref=dtrain)
     seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as empty:
         first = ray.train.get_context().get_world_rank() == 0

@@ -9,24 +9,22 @@ untouched. ``--rollback`` makes the previous version live again.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Iterator, Optional
+from typing import Optional
 
-import numpy as np
 import pyarrow as pa
 import ray
 import typer
-from ray.data import DataContext
 from rich.console import Console
 from rich.table import Table
 
 from features.online_store import OnlineVersion, RedisOnlineStore
 from features.snapshot import open_snapshot
 from ray_jobs import logs
+from ray_jobs.ml.data import feature_matrix
 from ray_jobs.runtime import ray_session
 from ray_jobs.settings import Settings, get_settings
 
@@ -44,25 +42,6 @@ class MaterializeResult:
     @property
     def rows_per_s(self) -> float:
         return self.rows / self.seconds if self.seconds else math.inf
-
-
-def feature_matrix(batch: pa.Table, names: list[str]) -> np.ndarray:
-    """The features of a batch as a float32 matrix (nulls as NaN), in ``names`` order."""
-    columns = [batch.column(n).cast(pa.float32()).to_numpy(zero_copy_only=False) for n in names]
-    return np.column_stack(columns).astype(np.float32, copy=False)
-
-
-@contextlib.contextmanager
-def _parquet_reader_v1() -> Iterator[None]:
-    """Ray Data's first parquet reader for this read. The default (v2) first reads every file's
-    footer through reader actors of its own, which cost 30-45 s on a busy 2-CPU node against ~2 s
-    here; a full scan of a snapshot needs none of v2's pushdowns."""
-    context = DataContext.get_current()
-    before, context.use_datasource_v2 = context.use_datasource_v2, False
-    try:
-        yield
-    finally:
-        context.use_datasource_v2 = before
 
 
 def _write_batch(batch: pa.Table, *, settings: Settings, version: str, names: list[str],
@@ -88,12 +67,11 @@ def materialize(settings: Settings, snapshot_ref: str = "latest") -> Materialize
         writers = cfg.writers or max(1, int(ray.cluster_resources().get("CPU", 1)))
         # One block per writer, read and written by the same (fused) task: no re-batching, and
         # Ray Data's per-task overhead paid once per writer.
-        with _parquet_reader_v1():
-            written = snapshot.read(override_num_blocks=writers).select_columns([CUSTOMER_ID, *features.names]) \
-                .map_batches(_write_batch, batch_size=None, batch_format="pyarrow",
-                             fn_kwargs=dict(settings=settings, version=version.id, names=features.names,
-                                            sample_share=cfg.verify_sample / max(expected, 1))) \
-                .take_all()
+        written = snapshot.read(override_num_blocks=writers).select_columns([CUSTOMER_ID, *features.names]) \
+            .map_batches(_write_batch, batch_size=None, batch_format="pyarrow",
+                         fn_kwargs=dict(settings=settings, version=version.id, names=features.names,
+                                        sample_share=cfg.verify_sample / max(expected, 1))) \
+            .take_all()
         sample = [i for row in written for i in row["sample"]]
         live = store.flip(version.id, expected_rows=expected, sample_ids=sample)
     except BaseException:

@@ -30,7 +30,6 @@ import pyarrow.parquet as pq
 import ray
 from pyarrow.fs import FileSelector
 from ray.data import SaveMode
-from ray.data.datasource import FilenameProvider
 
 from features.snapshot import Snapshot, code_version, fingerprint, open_snapshot
 from features.spark_features import CUSTOMER_ID
@@ -42,6 +41,7 @@ from ray_jobs.ml.score_table import (
     PROBABILITY,
     SCORED_AT,
     SNAPSHOT_ID,
+    PartNames,
     label_batch,
     tier_summary,
 )
@@ -127,13 +127,6 @@ def _write_parquet(scored: "ray.data.Dataset", bounds: list[tuple[str, float]], 
                        num_cpus=io_cpus, udf_modifying_row_count=False,
                        ).write_parquet(uri, filename_provider=PartNames(), mode=SaveMode.OVERWRITE,
                                        ray_remote_args={"num_cpus": io_cpus})
-
-
-class PartNames(FilenameProvider):
-    """``part-<task>.parquet`` (the folder is the run's fresh temporary one, so overwriting is safe)."""
-
-    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
-        return f"part-{task_index:05d}.parquet"
 
 
 @contextlib.contextmanager

@@ -1,8 +1,8 @@
 """The scores table: its columns, the risk segment and run constants added to a scored batch, and
 the per-tier summary.
 
-Free of heavy imports (MLflow, XGBoost): ``label_batch`` runs in Ray Data write tasks, and a cold
-worker imports only what the function's module needs.
+Free of heavy imports (MLflow, XGBoost): ``label_batch`` and ``PartNames`` run in Ray Data write
+tasks, and a cold worker imports only what the function's module needs.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from ray.data.datasource import FilenameProvider
 
 from features.spark_features import CUSTOMER_ID
 from ray_jobs.ml import segments
@@ -38,3 +39,10 @@ def tier_summary(proba: np.ndarray, bounds: list[tuple[str, float]]) -> list[dic
                      "expected_churners": float(p.sum(dtype=np.float64)),
                      "mean_probability": float(p.mean()) if p.size else None})
     return rows
+
+
+class PartNames(FilenameProvider):
+    """``part-<task>.parquet`` (the folder is the run's fresh temporary one, so overwriting is safe)."""
+
+    def get_filename_for_task(self, write_uuid: str, task_index: int) -> str:
+        return f"part-{task_index:05d}.parquet"

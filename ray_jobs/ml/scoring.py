@@ -19,6 +19,7 @@ import xgboost as xgb
 
 from features.feature_set import FeatureSet
 from features.spark_features import CUSTOMER_ID
+from ray_jobs.ml.data import feature_matrix
 from ray_jobs.ml.explain import contributions, top_raising
 from ray_jobs.ml.score_table import PROBABILITY, REASONS
 from ray_jobs.settings import ScoringSettings
@@ -67,14 +68,6 @@ def check_compatible(model_features: FeatureSet, snapshot_features: FeatureSet) 
            if f.name not in have or (have[f.name].dtype, have[f.name].categories) != (f.dtype, f.categories)]
     if bad:
         raise SchemaMismatch(f"the snapshot lacks or encodes differently the model features {bad}")
-
-
-def feature_matrix(batch: pa.Table, names: list[str]) -> np.ndarray:
-    """Row-major float32 matrix of the named columns; nulls become NaN (XGBoost's missing)."""
-    X = np.empty((batch.num_rows, len(names)), dtype=np.float32)
-    for j, name in enumerate(names):
-        X[:, j] = batch.column(name).to_numpy()
-    return X
 
 
 def reason_text(contribs: np.ndarray, names: list[str], k: int) -> pa.Array:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import ray
 import ray.train
 import xgboost as xgb
@@ -22,6 +23,7 @@ from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
 from features.feature_set import FeatureSet
 from features.spark_features import LABEL
+from ray_jobs.ml.data import feature_matrix
 from ray_jobs.settings import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -32,10 +34,16 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
             "nthread": threads, "scale_pos_weight": pos_weight, "seed": seed}
 
 
-def _shard_matrix(name: str, feature_names: list[str]) -> xgb.DMatrix:
-    frame = ray.train.get_dataset_shard(name).materialize().to_pandas()
-    return xgb.DMatrix(frame[feature_names].to_numpy(dtype="float32"), label=frame[LABEL].to_numpy(),
-                       feature_names=feature_names)
+def shard_matrix(name: str, feature_names: list[str], ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
+    """This worker's shard of dataset ``name`` as a QuantileDMatrix (histogram bins straight from
+    the Arrow blocks' float32 copy, no intermediate pandas frame); ``ref``: the training matrix
+    whose bins a validation matrix must share."""
+    blocks = list(ray.train.get_dataset_shard(name).iter_batches(batch_size=None, batch_format="pyarrow"))
+    if not blocks:
+        raise ValueError(f"this training worker received no rows of {name!r}: use fewer workers for so few rows")
+    table = pa.concat_tables(blocks)
+    return xgb.QuantileDMatrix(feature_matrix(table, feature_names), label=table.column(LABEL).to_numpy(),
+                               feature_names=feature_names, ref=ref)
 
 
 class ReportEveryN(RayTrainReportCallback):
@@ -53,7 +61,8 @@ class ReportEveryN(RayTrainReportCallback):
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     names = config["feature_names"]
-    dtrain, dvalid = _shard_matrix("train", names), _shard_matrix("validation", names)
+    dtrain = shard_matrix("train", names)
+    dvalid = shard_matrix("validation", names, ref=dtrain)
     checkpoint = ray.train.get_checkpoint()
     start_model = RayTrainReportCallback.get_model(checkpoint) if checkpoint else None
     done = start_model.num_boosted_rounds() if start_model else 0
