@@ -88,7 +88,9 @@ class TrainSettings(BaseModel):
         default_factory=lambda: {
             "eta": 0.05, "max_depth": 5, "min_child_weight": 5, "subsample": 0.8,
             "colsample_bytree": 0.8, "lambda": 1.0, "tree_method": "hist",
-        }
+        },
+        description="XGBoost booster parameters. Training builds QuantileDMatrix, so tree_method stays hist "
+        "(max_bin is honoured).",
     )
 
 

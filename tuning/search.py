@@ -50,9 +50,9 @@ def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, name
                         fixed: dict[str, Any]) -> None:
     """One trial: plain XGBoost on this worker's CPU(s)."""
     (X, y), (Xv, yv) = train, valid
-    dtrain = xgb.QuantileDMatrix(X, label=y, feature_names=names)
-    dvalid = xgb.QuantileDMatrix(Xv, label=yv, feature_names=names, ref=dtrain)
     params = booster_params({**fixed["params"], **config}, fixed["threads"], scale_pos_weight(y), fixed["seed"])
+    dtrain = xgb.QuantileDMatrix(X, label=y, feature_names=names, max_bin=params.get("max_bin"))
+    dvalid = xgb.QuantileDMatrix(Xv, label=yv, feature_names=names, max_bin=params.get("max_bin"), ref=dtrain)
     xgb.train(params, dtrain, num_boost_round=fixed["num_boost_round"], evals=[(dtrain, "train"), (dvalid, "validation")],
               early_stopping_rounds=fixed["early_stopping_rounds"], verbose_eval=False,
               callbacks=[_ReportEveryN(fixed["report_every"])])

@@ -34,16 +34,17 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
             "nthread": threads, "scale_pos_weight": pos_weight, "seed": seed}
 
 
-def shard_matrix(name: str, feature_names: list[str], ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
+def shard_matrix(name: str, feature_names: list[str], max_bin: int | None = None,
+                 ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
     """This worker's shard of dataset ``name`` as a QuantileDMatrix (histogram bins straight from
-    the Arrow blocks' float32 copy, no intermediate pandas frame); ``ref``: the training matrix
-    whose bins a validation matrix must share."""
+    the Arrow blocks' float32 copy, no intermediate pandas frame); ``max_bin`` must be the
+    booster's; ``ref``: the training matrix whose bins a validation matrix must share."""
     blocks = list(ray.train.get_dataset_shard(name).iter_batches(batch_size=None, batch_format="pyarrow"))
     if not blocks:
         raise ValueError(f"this training worker received no rows of {name!r}: use fewer workers for so few rows")
     table = pa.concat_tables(blocks)
     return xgb.QuantileDMatrix(feature_matrix(table, feature_names), label=table.column(LABEL).to_numpy(),
-                               feature_names=feature_names, ref=ref)
+                               feature_names=feature_names, max_bin=max_bin, ref=ref)
 
 
 class ReportEveryN(RayTrainReportCallback):
@@ -61,8 +62,9 @@ class ReportEveryN(RayTrainReportCallback):
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     names = config["feature_names"]
-    dtrain = shard_matrix("train", names)
-    dvalid = shard_matrix("validation", names, ref=dtrain)
+    max_bin = config["params"].get("max_bin")
+    dtrain = shard_matrix("train", names, max_bin)
+    dvalid = shard_matrix("validation", names, max_bin, ref=dtrain)
     checkpoint = ray.train.get_checkpoint()
     start_model = RayTrainReportCallback.get_model(checkpoint) if checkpoint else None
     done = start_model.num_boosted_rounds() if start_model else 0
