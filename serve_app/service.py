@@ -90,8 +90,9 @@ class PredictionService:
         checks: dict[str, Any] = {"model": {"ok": True, "version": model.version, "engine": model.engine,
                                             "schema_hash": model.schema_hash}}
         try:
+            started = time.perf_counter()
             await self.reader.ping()
-            checks["redis"] = {"ok": True}
+            checks["redis"] = {"ok": True, "ping_ms": round((time.perf_counter() - started) * 1000, 2)}
             live = await self.reader.live(refresh=True)
             checks["features"] = {"ok": live.schema_hash == model.schema_hash, "version": live.id,
                                   "schema_hash": live.schema_hash, "rows": live.rows}
