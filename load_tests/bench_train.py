@@ -9,7 +9,8 @@ split), the platform's training parameters, ``--rounds`` trees, no early stoppin
 evaluate on train and validation every round; both models are scored on the same holdout.
 
 - baseline: pyarrow reads the Parquet, ``QuantileDMatrix``, ``xgboost.train(nthread=2)``.
-- ours: Ray start, ``split_datasets`` (snapshot into Ray Data), ``fit`` with 2 workers of one
+- ours: Ray start, ``split_datasets`` (snapshot into one Ray Dataset of train + validation
+  rows), ``fit`` with 2 workers of one
   CPU (one thread each: Ray sets ``OMP_NUM_THREADS`` to the worker's CPUs), reporting and
   checkpointing every ``report_every`` rounds. The hand-off (shard -> QuantileDMatrix in each
   worker) is timed by a second Ray Train run that does only that step.
@@ -44,8 +45,17 @@ from sklearn.metrics import roc_auc_score
 from features.snapshot import Snapshot
 from features.spark_features import CUSTOMER_ID, LABEL
 from load_tests.common import machine, write_snapshot
-from ray_jobs.ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, dataset_pos_weight, scale_pos_weight, split_for
-from ray_jobs.ml.trainer import booster_params, fit, shard_matrix
+from ray_jobs.ml.data import (
+    HOLDOUT,
+    TRAIN,
+    VALIDATION,
+    Labelled,
+    dataset_pos_weight,
+    scale_pos_weight,
+    split_counts,
+    split_for,
+)
+from ray_jobs.ml.trainer import ROWS, booster_params, fit, shard_matrices
 from ray_jobs.ml.training import split_datasets
 from ray_jobs.runtime import ray_session
 from ray_jobs.settings import Settings
@@ -97,23 +107,22 @@ def baseline(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, Label
 
 
 def _hand_off_loop(config: dict[str, Any]) -> None:
-    """The first step of the platform's worker loop alone: both shards into DMatrix. The
+    """The first step of the platform's worker loop alone: the shard into QuantileDMatrix. The
     seconds go with an (empty) checkpoint: Ray Train keeps only metrics reported with one."""
     started = time.perf_counter()
-    dtrain = shard_matrix("train", config["feature_names"])
-    shard_matrix("validation", config["feature_names"], ref=dtrain)
+    shard_matrices(config["feature_names"])
     seconds = time.perf_counter() - started
     with tempfile.TemporaryDirectory() as empty:
         first = ray.train.get_context().get_world_rank() == 0
         ray.train.report({"hand_off_s": seconds}, checkpoint=Checkpoint.from_directory(empty) if first else None)
 
 
-def hand_off(settings: Settings, datasets: dict, names: list[str]) -> dict[str, float]:
-    """Seconds a worker spends turning its Ray Data shards into DMatrix, and the whole run's."""
+def hand_off(settings: Settings, rows: "ray.data.Dataset", names: list[str]) -> dict[str, float]:  # noqa: F821
+    """Seconds a worker spends turning its Ray Data shard into QuantileDMatrix, and the whole run's."""
     t = settings.train
     started = time.perf_counter()
     result = XGBoostTrainer(
-        _hand_off_loop, train_loop_config={"feature_names": names}, datasets=datasets,
+        _hand_off_loop, train_loop_config={"feature_names": names}, datasets={ROWS: rows},
         scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
         run_config=RunConfig(name="hand-off", storage_path=str((settings.state_dir / "ray_results").absolute())),
     ).fit()
@@ -121,30 +130,31 @@ def hand_off(settings: Settings, datasets: dict, names: list[str]) -> dict[str, 
             "hand_off_run_s": round(time.perf_counter() - started, 2)}
 
 
-def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str, Any], dict]:
+def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str, Any], "ray.data.Dataset"]:  # noqa: F821
     """Ray start, snapshot -> Ray Data splits, ``fit``; then the hand-off probe. Ray stays up
     (the caller's session) for the tuning search."""
     t, features = settings.train, snapshot.feature_set
     started = time.perf_counter()
-    train_ds, valid_ds, holdout = split_datasets(snapshot, settings)
-    pos_weight = dataset_pos_weight(train_ds)
+    rows, holdout = split_datasets(snapshot, settings)
+    pos_weight = dataset_pos_weight(rows)
     split = time.perf_counter()
-    outcome = fit(train_ds, valid_ds, features, t.params, t, settings.state_dir / "ray_results", "bench", pos_weight)
+    outcome = fit(rows, features, t.params, t, settings.state_dir / "ray_results", "bench", pos_weight)
     done = time.perf_counter()
     print(f"ours: split {split - started:.1f} s, fit {done - split:.1f} s ({outcome.rounds} rounds)", flush=True)
-    datasets = {"train": train_ds, "validation": valid_ds}
+    counts = split_counts(rows)
     timings = {"read_split_s": round(split - started, 2), "fit_s": round(done - split, 2),
-               **hand_off(settings, datasets, features.names),
+               **hand_off(settings, rows, features.names),
                "workers": t.num_workers, "cpus_per_worker": t.cpus_per_worker, "report_every": t.report_every,
                "rounds": outcome.rounds,
-               "rows": {TRAIN: train_ds.count(), VALIDATION: valid_ds.count(), HOLDOUT: len(holdout)}}
-    return outcome.booster, timings, datasets
+               "rows": {TRAIN: counts[TRAIN][0], VALIDATION: counts[VALIDATION][0], HOLDOUT: len(holdout)}}
+    return outcome.booster, timings, rows
 
 
-def tune(settings: Settings, datasets: dict, snapshot: Snapshot, trials: int, split_s: float) -> dict[str, Any]:
-    """The platform's search for ``trials`` trials on the already split datasets."""
+def tune(settings: Settings, rows: "ray.data.Dataset", snapshot: Snapshot, trials: int,  # noqa: F821
+         split_s: float) -> dict[str, Any]:
+    """The platform's search for ``trials`` trials on the already split rows."""
     started = time.perf_counter()
-    results = search(settings, datasets["train"], datasets["validation"], snapshot.feature_set, trials)
+    results = search(settings, rows, snapshot.feature_set, trials)
     seconds = time.perf_counter() - started
     reports = [int(r.metrics.get("training_iteration", 0)) for r in results]
     best = results.get_best_result(metric=METRIC, mode="max", scope="all").metrics_dataframe[METRIC].max()
@@ -170,10 +180,10 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
     started = time.perf_counter()
     with ray_session(settings):
         ray_start = time.perf_counter() - started
-        booster, on_ray, datasets = ours(settings, snapshot)
+        booster, on_ray, rows = ours(settings, snapshot)
         loads["after_ours"] = load()
         print(f"hand-off {on_ray['hand_off_s']} s; tuning {args.trials} trials", flush=True)
-        tuning = tune(settings, datasets, snapshot, args.trials, on_ray["read_split_s"])
+        tuning = tune(settings, rows, snapshot, args.trials, on_ray["read_split_s"])
         loads["after_tune"] = load()
     ours_s = on_ray["read_split_s"] + on_ray["fit_s"]
     base_auc, ours_auc = auc(base_booster, holdout), auc(booster, holdout)

@@ -40,8 +40,8 @@ def command(
             tags = {"snapshot_id": snap.id, "schema_hash": snap.feature_set.schema_hash}
             mlflow.set_tags(tags)
             started = time.perf_counter()
-            train_ds, valid_ds, _ = split_datasets(snap, settings)
-            results = search(settings, train_ds, valid_ds, snap.feature_set, trials)
+            rows, _ = split_datasets(snap, settings)
+            results = search(settings, rows, snap.feature_set, trials)
             seconds = time.perf_counter() - started
             log_trials(results, tags)
             params, score = best_config(results)

@@ -21,6 +21,7 @@ from ray_jobs.ml import promotion, registry
 from ray_jobs.ml.trainer import fit
 from ray_jobs.ml.training import split_datasets, train_and_register
 from ray_jobs.settings import Settings
+from tuning.search import METRIC, search
 from conftest import register_model, synthetic_customers, write_snapshot
 
 pytestmark = pytest.mark.slow
@@ -68,11 +69,11 @@ def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, tmp_path):
     frame.insert(0, "customer_id", [f"K{i}" for i in range(n)])
     _, features = synthetic_customers(10)
     snap = write_snapshot(settings, frame, features)
-    train_ds, valid_ds, _ = split_datasets(snap, settings)
+    rows, _ = split_datasets(snap, settings)
     storage = tmp_path / "results"
     outcome: dict = {}
     runner = threading.Thread(target=lambda: outcome.update(result=fit(
-        train_ds, valid_ds, features, {"max_depth": 8, "eta": 0.05, "tree_method": "hist"}, settings.train,
+        rows, features, {"max_depth": 8, "eta": 0.05, "tree_method": "hist"}, settings.train,
         storage, "killed", 1.0)))
     runner.start()
     deadline, seen = time.time() + 300, set()
@@ -121,6 +122,19 @@ def test_promotion_needs_a_margin_and_can_roll_back(ray_cluster, tmp_path):
 
     assert promotion.rollback(settings, client) == (strong.version, str(weak.version))
     assert str(client.get_model_version_by_alias(settings.registry.model_name, "champion").version) == str(weak.version)
+
+
+def test_tune_search_runs_every_trial_and_reports_every_n_rounds(ray_cluster, tmp_path):
+    settings = _settings(tmp_path, cv_folds=0)
+    frame, features = synthetic_customers(4_000)
+    rows, _ = split_datasets(write_snapshot(settings, frame, features), settings)
+    results = search(settings, rows, features, trials=2)
+    assert len(results) == 2 and not results.errors
+    for result in results:
+        reported = result.metrics_dataframe
+        assert METRIC in reported and len(reported) >= 1, "each trial reports the validation AUC"
+    best = results.get_best_result(metric=METRIC, mode="max", scope="all").metrics_dataframe[METRIC].max()
+    assert 0.65 < best < 0.99
 
 
 def _postgres_uri() -> str | None:

@@ -16,9 +16,8 @@ from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from features.feature_set import FeatureSet
-from features.spark_features import LABEL
-from ray_jobs.ml.data import dataset_pos_weight, scale_pos_weight
-from ray_jobs.ml.trainer import booster_params, train_loop_per_worker
+from ray_jobs.ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
+from ray_jobs.ml.trainer import ROWS, booster_params, train_loop_per_worker
 from ray_jobs.settings import Settings
 
 METRIC = "validation-auc"
@@ -73,27 +72,25 @@ def distributed_trial(config: dict[str, Any], datasets: dict, names: list[str], 
     ).fit()
 
 
-def search(settings: Settings, train_ds: "ray.data.Dataset", valid_ds: "ray.data.Dataset",  # noqa: F821
-           features: FeatureSet, trials: int) -> tune.ResultGrid:
-    """Run the search; every trial's reports (``validation-auc`` every N rounds) are kept."""
+def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  # noqa: F821
+           trials: int) -> tune.ResultGrid:
+    """Run the search on ``rows`` (training and validation rows, ``SPLIT`` column); every trial's
+    reports (``validation-auc`` every N rounds) are kept."""
     t, s = settings.train, settings.tune
     names = features.names
     threads = max(1, int(np.ceil(s.cpus_per_trial)))
     if s.distributed_trials:
         fixed = {"settings": settings, "threads": max(1, int(np.ceil(t.cpus_per_worker))),
-                 "pos_weight": dataset_pos_weight(train_ds)}
-        trainable = tune.with_parameters(distributed_trial, datasets={"train": train_ds, "validation": valid_ds},
-                                         names=names, fixed=fixed)
+                 "pos_weight": dataset_pos_weight(rows)}
+        trainable = tune.with_parameters(distributed_trial, datasets={ROWS: rows}, names=names, fixed=fixed)
         resources = {"CPU": 0}  # the trial driver only waits; its Train workers hold the CPUs
     else:
-        train_np = train_ds.to_pandas()
-        valid_np = valid_ds.to_pandas()
+        train, valid = frame_splits(rows.to_pandas(), features)
         fixed = {"params": t.params, "threads": threads, "seed": t.seed, "num_boost_round": t.num_boost_round,
                  "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every}
         trainable = tune.with_parameters(
             single_worker_trial,
-            train=(train_np[names].to_numpy("float32"), train_np[LABEL].to_numpy()),
-            valid=(valid_np[names].to_numpy("float32"), valid_np[LABEL].to_numpy()),
+            train=train, valid=valid,
             names=names, fixed=fixed)
         resources = {"CPU": s.cpus_per_trial}
     max_reports = max(1, t.num_boost_round // t.report_every)

@@ -73,20 +73,41 @@ def with_split(block: pa.Table, train: "TrainSettings") -> pa.Table:  # noqa: F8
     return block.append_column(SPLIT, pa.array(split_for(ids, train)))
 
 
-def _label_counts(block: pa.Table) -> tuple[int, int]:
-    return block.num_rows, int(pc.sum(block.column(LABEL)).as_py() or 0)
+def _split_counts(block: pa.Table) -> dict[str, tuple[int, int]]:
+    """(rows, positives) of each split in a block."""
+    counts = {}
+    for part in pc.unique(block.column(SPLIT)).to_pylist():
+        labels = block.column(LABEL).filter(pc.equal(block.column(SPLIT), part))
+        counts[part] = (len(labels), int(pc.sum(labels).as_py() or 0))
+    return counts
+
+
+def split_counts(ds: "ray.data.Dataset") -> dict[str, tuple[int, int]]:  # noqa: F821
+    """(rows, positives) per split of a materialised dataset with a ``SPLIT`` column, counted by
+    one task per block where the block is (``Dataset.sum`` is an all-to-all aggregation: 9 s for
+    700k rows on this machine, against well under a second)."""
+    import ray
+
+    count = ray.remote(_split_counts)
+    totals: dict[str, tuple[int, int]] = {}
+    for counts in ray.get([count.remote(block) for block in ds.to_arrow_refs()]):
+        for part, (rows, positives) in counts.items():
+            before = totals.get(part, (0, 0))
+            totals[part] = (before[0] + rows, before[1] + positives)
+    return totals
 
 
 def dataset_pos_weight(ds: "ray.data.Dataset") -> float:  # noqa: F821
-    """negatives / positives of a materialised labelled Ray Dataset, counted by one task per
-    block where the block is (``Dataset.sum`` is an all-to-all aggregation: 9 s for 700k rows
-    on this machine, against well under a second)."""
-    import ray
-
-    count = ray.remote(_label_counts)
-    counts = ray.get([count.remote(block) for block in ds.to_arrow_refs()])
-    rows, positives = (sum(c) for c in zip(*counts)) if counts else (0, 0)
+    """negatives / positives of the training rows of a dataset with a ``SPLIT`` column."""
+    rows, positives = split_counts(ds).get(TRAIN, (0, 0))
     return float((rows - positives) / positives) if positives else 1.0
+
+
+def frame_splits(frame: pd.DataFrame, features: FeatureSet) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(float32 features, labels) of the train and of the validation rows of a frame with a
+    ``SPLIT`` column."""
+    parts = (frame[frame[SPLIT] == part] for part in (TRAIN, VALIDATION))
+    return [(rows[features.names].to_numpy(dtype="float32"), rows[LABEL].to_numpy(dtype="int8")) for rows in parts]
 
 
 def scale_pos_weight(y: np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """Distributed XGBoost on Ray Train.
 
-Each worker reads its Ray Data shard, builds a DMatrix and joins XGBoost's collective
+Each worker reads its Ray Data shard, builds QuantileDMatrix and joins XGBoost's collective
 (set up by ``XGBoostTrainer``). Metrics and a checkpoint are reported every ``report_every``
 rounds, not every round: each report costs a round trip and a checkpoint upload. After a
 worker dies, Ray Train restarts the group and every worker resumes from the last checkpoint.
@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import ray
 import ray.train
 import xgboost as xgb
@@ -23,10 +24,12 @@ from ray.train.xgboost import RayTrainReportCallback, XGBoostTrainer
 
 from features.feature_set import FeatureSet
 from features.spark_features import LABEL
-from ray_jobs.ml.data import feature_matrix
+from ray_jobs.ml.data import SPLIT, TRAIN, VALIDATION, feature_matrix
 from ray_jobs.settings import TrainSettings
 
 log = logging.getLogger(__name__)
+ROWS = "rows"
+"""The one dataset Ray Train shards: training and validation rows, told apart by ``SPLIT``."""
 
 
 def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed: int) -> dict[str, Any]:
@@ -34,17 +37,21 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
             "nthread": threads, "scale_pos_weight": pos_weight, "seed": seed}
 
 
-def shard_matrix(name: str, feature_names: list[str], max_bin: int | None = None,
-                 ref: xgb.QuantileDMatrix | None = None) -> xgb.QuantileDMatrix:
-    """This worker's shard of dataset ``name`` as a QuantileDMatrix (histogram bins straight from
-    the Arrow blocks' float32 copy, no intermediate pandas frame); ``max_bin`` must be the
-    booster's; ``ref``: the training matrix whose bins a validation matrix must share."""
-    blocks = list(ray.train.get_dataset_shard(name).iter_batches(batch_size=None, batch_format="pyarrow"))
-    if not blocks:
-        raise ValueError(f"this training worker received no rows of {name!r}: use fewer workers for so few rows")
-    table = pa.concat_tables(blocks)
-    return xgb.QuantileDMatrix(feature_matrix(table, feature_names), label=table.column(LABEL).to_numpy(),
-                               feature_names=feature_names, max_bin=max_bin, ref=ref)
+def shard_matrices(feature_names: list[str], max_bin: int | None = None) -> tuple[xgb.QuantileDMatrix, ...]:
+    """This worker's shard of the ``ROWS`` dataset as training and validation QuantileDMatrix
+    (bins straight from the Arrow blocks' float32 copy, no pandas frame; the validation matrix
+    shares the training bins); ``max_bin`` must be the booster's."""
+    blocks = list(ray.train.get_dataset_shard(ROWS).iter_batches(batch_size=None, batch_format="pyarrow"))
+    table = pa.concat_tables(blocks) if blocks else None
+    matrices: list[xgb.QuantileDMatrix] = []
+    for part in (TRAIN, VALIDATION):
+        rows = table.filter(pc.equal(table.column(SPLIT), part)) if table is not None else None
+        if rows is None or rows.num_rows == 0:
+            raise ValueError(f"this training worker received no {part} rows: use fewer workers for so few rows")
+        matrices.append(xgb.QuantileDMatrix(feature_matrix(rows, feature_names), label=rows.column(LABEL).to_numpy(),
+                                            feature_names=feature_names, max_bin=max_bin,
+                                            ref=matrices[0] if matrices else None))
+    return tuple(matrices)
 
 
 class ReportEveryN(RayTrainReportCallback):
@@ -62,9 +69,7 @@ class ReportEveryN(RayTrainReportCallback):
 def train_loop_per_worker(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker."""
     names = config["feature_names"]
-    max_bin = config["params"].get("max_bin")
-    dtrain = shard_matrix("train", names, max_bin)
-    dvalid = shard_matrix("validation", names, max_bin, ref=dtrain)
+    dtrain, dvalid = shard_matrices(names, config["params"].get("max_bin"))
     checkpoint = ray.train.get_checkpoint()
     start_model = RayTrainReportCallback.get_model(checkpoint) if checkpoint else None
     done = start_model.num_boosted_rounds() if start_model else 0
@@ -90,10 +95,10 @@ class TrainOutcome:
     rounds: int
 
 
-def fit(train_ds: "ray.data.Dataset", valid_ds: "ray.data.Dataset", features: FeatureSet,  # noqa: F821
-        params: dict[str, Any], settings: TrainSettings, storage_path: Path, name: str,
-        pos_weight: float) -> TrainOutcome:
-    """Train with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
+def fit(rows: "ray.data.Dataset", features: FeatureSet, params: dict[str, Any],  # noqa: F821
+        settings: TrainSettings, storage_path: Path, name: str, pos_weight: float) -> TrainOutcome:
+    """Train on the train rows of ``rows`` (a dataset with a ``SPLIT`` column), stop early on its
+    validation rows, with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
     threads = max(1, math.ceil(settings.cpus_per_worker))
     config = {
         "feature_names": features.names,
@@ -107,7 +112,7 @@ def fit(train_ds: "ray.data.Dataset", valid_ds: "ray.data.Dataset", features: Fe
         train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=settings.num_workers,
                                      resources_per_worker={"CPU": settings.cpus_per_worker}),
-        datasets={"train": train_ds, "validation": valid_ds},
+        datasets={ROWS: rows},
         run_config=RunConfig(
             name=name,
             storage_path=str(storage_path.absolute()),

@@ -18,7 +18,7 @@ from features.spark_features import LABEL
 from ray_jobs.ml import evaluate as ev
 from ray_jobs.ml import explain, registry
 from ray_jobs.ml.cv import cross_validated_auc
-from ray_jobs.ml.data import HOLDOUT, SPLIT, TRAIN, VALIDATION, Labelled, dataset_pos_weight, with_split
+from ray_jobs.ml.data import HOLDOUT, SPLIT, Labelled, dataset_pos_weight, with_split
 from ray_jobs.ml.trainer import fit
 from ray_jobs.ml.value import customer_value
 from ray_jobs.settings import Settings
@@ -38,22 +38,22 @@ class TrainReport:
 
 
 def split_datasets(snapshot: Snapshot, settings: Settings):
-    """Train and validation as materialised Ray Datasets (read before training starts, so the
-    training workers never wait on read tasks for CPUs), and the holdout as a frame.
+    """The training and validation rows as one materialised Ray Dataset with a ``SPLIT`` column
+    (read before training starts, so the training workers never wait on read tasks for CPUs),
+    and the holdout as a frame.
 
-    One read, in a few large blocks (Ray Data's default of 200 blocks made every later step pay
-    per block), tags whole Arrow blocks with their split; the three splits are Arrow filters of
-    that materialised read."""
+    One dataset, not two: Ray Train starts a SplitCoordinator actor (a cold process, ~8 s here)
+    for every dataset it shards, and the workers separate the two splits themselves. One read,
+    in a few large blocks (Ray Data's default of 200 blocks made every later step pay per block),
+    tags whole Arrow blocks with their split."""
     if not snapshot.has_label:
         raise ValueError(f"snapshot {snapshot.id} has no label (a scoring snapshot): train on a training snapshot")
     blocks = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
     tagged = snapshot.read(override_num_blocks=blocks).map_batches(
         with_split, fn_kwargs={"train": settings.train}, batch_size=None, batch_format="pyarrow").materialize()
-    columns = [*snapshot.feature_set.names, LABEL]
-    train, valid = (tagged.filter(expr=col(SPLIT) == part).select_columns(columns).materialize()
-                    for part in (TRAIN, VALIDATION))
+    rows = tagged.filter(expr=col(SPLIT) != HOLDOUT).select_columns([*snapshot.feature_set.names, LABEL, SPLIT])
     holdout = tagged.filter(expr=col(SPLIT) == HOLDOUT).drop_columns([SPLIT]).to_pandas()
-    return train, valid, holdout
+    return rows.materialize(), holdout
 
 
 def _log_history(history: list[dict[str, float]], every: int) -> None:
@@ -71,8 +71,8 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
     params = {**t.params, **(params or {})}
     features = snapshot.feature_set
     client = registry.setup(settings)
-    train_ds, valid_ds, holdout_frame = split_datasets(snapshot, settings)
-    pos_weight = dataset_pos_weight(train_ds)
+    rows, holdout_frame = split_datasets(snapshot, settings)
+    pos_weight = dataset_pos_weight(rows)
     with mlflow.start_run(run_name=run_name, nested=nested) as run:
         mlflow.log_params({**params, "num_workers": t.num_workers, "num_boost_round": t.num_boost_round,
                            "early_stopping_rounds": t.early_stopping_rounds, "seed": t.seed,
@@ -80,7 +80,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: Optional[
         context = {"snapshot_id": snapshot.id, "schema_hash": features.schema_hash,
                    "code_version": code_version(), "seed": str(t.seed), "features": str(len(features))}
         mlflow.set_tags(context)
-        outcome = fit(train_ds, valid_ds, features, params, t, settings.state_dir / "ray_results",
+        outcome = fit(rows, features, params, t, settings.state_dir / "ray_results",
                       f"{run_name}-{run.info.run_id[:8]}", pos_weight)
         _log_history(outcome.history, t.report_every)
         holdout = Labelled.from_frame(holdout_frame, features)
