@@ -42,11 +42,13 @@ def shard_matrices(feature_names: list[str], max_bin: int | None = None) -> tupl
     (bins straight from the Arrow blocks' float32 copy, no pandas frame; the validation matrix
     shares the training bins); ``max_bin`` must be the booster's."""
     blocks = list(ray.train.get_dataset_shard(ROWS).iter_batches(batch_size=None, batch_format="pyarrow"))
-    table = pa.concat_tables(blocks) if blocks else None
+    if not blocks:
+        raise ValueError("this training worker received no rows: use fewer workers for so few rows")
+    table = pa.concat_tables(blocks)
     matrices: list[xgb.QuantileDMatrix] = []
     for part in (TRAIN, VALIDATION):
-        rows = table.filter(pc.equal(table.column(SPLIT), part)) if table is not None else None
-        if rows is None or rows.num_rows == 0:
+        rows = table.filter(pc.equal(table.column(SPLIT), part))
+        if rows.num_rows == 0:
             raise ValueError(f"this training worker received no {part} rows: use fewer workers for so few rows")
         matrices.append(xgb.QuantileDMatrix(feature_matrix(rows, feature_names), label=rows.column(LABEL).to_numpy(),
                                             feature_names=feature_names, max_bin=max_bin,
