@@ -423,11 +423,14 @@ class RedisOnlineReader(OnlineReader):
         cfg = settings.online
         self.keys = _Keys(cfg.namespace)
         self.ttl_s = cfg.pointer_ttl_s
-        self.client = aredis.Redis.from_url(
-            settings.effective_redis_url, max_connections=cfg.max_connections,
+        # A burst beyond max_connections waits for a free connection (up to the socket timeout)
+        # instead of failing: the default pool raises "Too many connections" at once.
+        pool = aredis.BlockingConnectionPool.from_url(
+            settings.effective_redis_url, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s,
             socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s,
             retry=Retry(NoBackoff(), 0), health_check_interval=0,
         )
+        self.client = aredis.Redis.from_pool(pool)
         self._live: Optional[OnlineVersion] = None
         self._checked_at = 0.0
         self._metas: dict[str, OnlineVersion] = {}  # a version's metadata never changes but its state

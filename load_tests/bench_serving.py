@@ -58,7 +58,11 @@ def wrk(url: str, rate: float, duration: float, ids: Path, batch: int = 0, conne
     point = json.loads(line[len("RESULT "):])
     point.update(offered_rps=rate, throughput_rps=round(point["requests"] / point["duration_s"], 1),
                  error_count=sum(point["errors"].values()))
-    point["delivered"] = point["late_over_10ms"] == 0 and point["throughput_rps"] >= 0.97 * rate
+    # Delivered: the offered rate was really offered. A saturated target leaves every connection
+    # busy and thousands of sends late; a few late sends are the load generator's own hiccups on a
+    # machine it shares with the target.
+    point["delivered"] = (point["late_over_10ms"] <= 0.01 * point["sent"]
+                          and point["throughput_rps"] >= 0.97 * rate)
     return point
 
 
@@ -176,7 +180,7 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--duration", type=float, default=20.0, help="Seconds per measured point.")
     parser.add_argument("--rates", type=lambda s: [int(x) for x in s.split(",")],
-                        default=[1000, 1500, 2000, 2500, 3000, 3500, 4000, 4500, 5000, 6000])
+                        default=[1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000, 3500, 4000, 5000])
     parser.add_argument("--replicas", type=lambda s: [int(x) for x in s.split(",")], default=[2])
     parser.add_argument("--baseline-workers", type=int, default=1)
     args = parser.parse_args()

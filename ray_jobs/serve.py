@@ -45,14 +45,25 @@ log = logging.getLogger(__name__)
 CONFIG = Path(__file__).resolve().parents[1] / "serve_app" / "config.yaml"
 START_TIMEOUT_S = 180.0
 STOP_TIMEOUT_S = 30.0
-# Throughput-optimised Serve with HAProxy as the stable route (Ray >= 2.55). The proxy's ready
-# check gets more time than the default 5 s: on a busy 2-core machine HAProxy's manager actor can
-# take longer to start, and the controller would kill it.
-SERVE_FLAGS = {
+# How Serve must run, wherever Ray starts (our local head here; the RayService's pods on Kubernetes,
+# kept equal by tests/test_kuberay.py). Throughput-optimised Serve with HAProxy as the stable
+# route (Ray >= 2.55). Ray starts its workers at nice 15 by default, below its own daemons and
+# everything else on the machine: for a service whose replicas ARE the workload that made every
+# burst of the raylet, the dashboard agent or the load generator a latency spike. HAProxy's
+# per-request metrics are parsed in Python by its manager actor (CPU taken from the replicas);
+# the app records its own latency histogram (serve_app/metrics.py).
+CLUSTER_FLAGS = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    "RAY_worker_niceness": "0",
+    "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
+}
+# This machine's additions. The proxy's ready check gets more time than the default 5 s: on a
+# busy 2-core machine HAProxy's manager actor can take longer to start, and the controller would
+# kill it. HAProxy's default of 4 threads oversubscribes a small machine that also runs the replicas.
+SERVE_FLAGS = {
+    **CLUSTER_FLAGS,
     "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "60",
-    # HAProxy's default of 4 threads oversubscribes a small machine that also runs the replicas.
     "RAY_SERVE_HAPROXY_NBTHREAD": str(min(4, os.cpu_count() or 1)),
 }
 # Fixed default ports of a Ray head and of Serve's HAProxy, given free ones per cluster.

@@ -27,6 +27,8 @@ import yaml
 from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
+from ray_jobs.serve import CLUSTER_FLAGS
+
 REPO = Path(__file__).resolve().parents[1]
 KUBERAY = REPO / "kuberay"
 SCHEMA_FILE = KUBERAY / "schemas" / "kuberay-v1.7.0.schema.json"
@@ -501,6 +503,16 @@ def test_serve_readiness_uses_the_app_readyz(target):
     for group in service["spec"]["rayClusterConfig"]["workerGroupSpecs"]:
         probe = " ".join(group["template"]["spec"]["containers"][0]["readinessProbe"]["exec"]["command"])
         assert f"http://localhost:{port}/readyz" in probe and f"localhost:{port}/-/healthz" in probe
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rayservice_runs_serve_as_the_local_head_does(target):
+    (service,) = objects(target, {"RayService"})
+    cluster = service["spec"]["rayClusterConfig"]
+    pods = [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0].get("env", [])}
+        assert {k: env.get(k) for k in CLUSTER_FLAGS} == CLUSTER_FLAGS
 
 
 def test_daily_pipeline_runs_existing_templates_in_order():
