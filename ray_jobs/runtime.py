@@ -48,7 +48,9 @@ def ray_session(settings: Settings) -> Iterator[None]:
     address = settings.ray_address or os.environ.get("RAY_ADDRESS")
     kwargs: dict = {
         "address": address,
-        "include_dashboard": False,
+        # Ray Train removes the workers' placement group of a Tune trial stopped early (ASHA) only
+        # through the dashboard's state API; without it every stopped trial leaks its CPUs.
+        "include_dashboard": settings.tune.distributed_trials,
         "runtime_env": {"env_vars": {RUN_ID_ENV: current_run_id()}},
         "logging_level": logging.WARNING,
     }

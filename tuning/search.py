@@ -9,7 +9,7 @@ import numpy as np
 import ray
 import xgboost as xgb
 from ray import tune
-from ray.train import RunConfig, ScalingConfig
+from ray.train import FailureConfig, RunConfig, ScalingConfig
 from ray.train.xgboost import XGBoostTrainer
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
@@ -67,8 +67,12 @@ def distributed_trial(config: dict[str, Any], datasets: dict, names: list[str], 
     XGBoostTrainer(
         train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
         scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
-        run_config=RunConfig(storage_path=str((settings.state_dir / "ray_results").absolute()),
-                             callbacks=[TuneReportCallback()]),
+        run_config=RunConfig(
+            name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
+            storage_path=str((settings.state_dir / "ray_results").absolute()),
+            # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
+            failure_config=FailureConfig(max_failures=t.max_failures, controller_failure_limit=3),
+            callbacks=[TuneReportCallback()]),
     ).fit()
 
 
@@ -83,7 +87,10 @@ def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  
         fixed = {"settings": settings, "threads": max(1, int(np.ceil(t.cpus_per_worker))),
                  "pos_weight": dataset_pos_weight(rows)}
         trainable = tune.with_parameters(distributed_trial, datasets={ROWS: rows}, names=names, fixed=fixed)
-        resources = {"CPU": 0}  # the trial driver only waits; its Train workers hold the CPUs
+        # The trial driver only waits: no CPU (its Train run reserves its workers' CPUs itself), but
+        # Tune refuses an empty bundle, so a token of memory. As many trials at once as Train runs fit.
+        resources = tune.PlacementGroupFactory([{"memory": 2**20}])
+        max_concurrent = max(1, int(ray.cluster_resources().get("CPU", 1) // (t.num_workers * t.cpus_per_worker)))
     else:
         train, valid = frame_splits(rows.to_pandas(), features)
         fixed = {"params": t.params, "threads": threads, "seed": t.seed, "num_boost_round": t.num_boost_round,
@@ -93,6 +100,7 @@ def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  
             train=train, valid=valid,
             names=names, fixed=fixed)
         resources = {"CPU": s.cpus_per_trial}
+        max_concurrent = None  # as many as fit
     max_reports = max(1, t.num_boost_round // t.report_every)
     tuner = tune.Tuner(
         tune.with_resources(trainable, resources),
@@ -102,6 +110,7 @@ def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  
             scheduler=ASHAScheduler(metric=METRIC, mode="max", max_t=max_reports,
                                     grace_period=min(s.grace_reports, max_reports)),
             num_samples=trials,
+            max_concurrent_trials=max_concurrent,
         ),
         run_config=tune.RunConfig(storage_path=str((settings.state_dir / "ray_results").absolute()),
                                   name="tune", verbose=1),

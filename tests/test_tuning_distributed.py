@@ -1,0 +1,44 @@
+"""Tune trials that are each a distributed Ray Train run (``CHURN_TUNE__DISTRIBUTED_TRIALS``), on a
+Ray cluster of this machine's size (2 CPUs: one 2-worker Train run at a time), as
+``churn tune`` starts it."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import ray
+from ray.util import placement_group_table
+
+from ray_jobs.ml.training import split_datasets
+from ray_jobs.runtime import ray_session
+from ray_jobs.settings import Settings
+from tuning.search import METRIC, search
+from conftest import synthetic_customers, write_snapshot
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def test_distributed_trials_run_one_after_another_and_free_their_workers(tmp_path):
+    settings = Settings(state_dir=tmp_path, ray_num_cpus=2,
+                        train={"num_workers": 2, "cpus_per_worker": 1, "num_boost_round": 40, "report_every": 10,
+                               "cv_folds": 0},
+                        tune={"distributed_trials": True, "grace_reports": 1})
+    frame, features = synthetic_customers(4_000)
+    ray.shutdown()  # the earlier modules' shared cluster: this one starts as `churn tune` does
+    with ray_session(settings):
+        rows, _ = split_datasets(write_snapshot(settings, frame, features), settings)
+        results = search(settings, rows, features, trials=3)
+        assert len(results) == 3 and not results.errors
+        for result in results:
+            assert METRIC in result.metrics_dataframe, "each trial reports the validation AUC"
+        best = results.get_best_result(metric=METRIC, mode="max", scope="all").metrics_dataframe[METRIC].max()
+        assert 0.65 < best < 0.99
+        # a trial ASHA stopped is freed by Ray Train's placement-group cleaner, which polls
+        deadline = time.monotonic() + 60
+        while (held := _held_placement_groups()) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert not held, f"trials left their workers' CPUs reserved: {held}"
+
+
+def _held_placement_groups() -> list[dict]:
+    return [pg for pg in placement_group_table().values() if pg["state"] == "CREATED"]
