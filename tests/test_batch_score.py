@@ -155,3 +155,15 @@ def test_a_crash_while_writing_leaves_no_output(msettings, snapshot, scored, tmp
     with pytest.raises(OSError, match="disk full"):
         score_runs.score_snapshot(elsewhere, snapshot.uri, "champion")
     assert list(Path(score_runs.scores_root(elsewhere)).iterdir()) == []  # no run, no temporary, no LATEST
+
+
+@pytest.mark.slow
+def test_quantile_tiers_score_in_two_passes_with_the_same_probabilities(msettings, scored):
+    """With quantile tiers the bounds need every probability before any row is labelled."""
+    quantiles = msettings.model_copy(update={"segments": SegmentSettings(tiers={"top": 0.9, "rest": 0.0},
+                                                                         by_quantile=True)})
+    run = score_runs.score_snapshot(quantiles, "latest", "champion")
+    scores, first = _by_customer(run), _by_customer(scored)
+    np.testing.assert_array_equal(scores["probability"], first["probability"])
+    assert (scores[SEGMENT] == "top").mean() == pytest.approx(0.1, abs=2e-3)
+    assert {t["tier"]: t["customers"] for t in run.summary["tiers"]} == scores[SEGMENT].value_counts().to_dict()

@@ -98,15 +98,21 @@ def _score_into(out: str, snapshot: Snapshot, model: LoadedModel, settings: Sett
     plan = scoring.plan_pool(ray.cluster_resources().get("CPU", 1.0), settings.scoring)
     log.info("scoring", extra={"run": rid, "snapshot": snapshot.id, "model_version": model.version,
                                "actors": plan.actors, "cpus_per_actor": plan.cpus_per_actor, "io_cpus": plan.io_cpus})
+    scores_uri = storage.join(out, SCORES)
     with _small_blocks():
         source = snapshot.read(num_cpus=plan.io_cpus).select_columns([CUSTOMER_ID, *model.features.names])
         scored = scoring.score(source, model.booster, model.features, plan, settings.scoring,
-                               settings.segments.top_reasons).materialize()
-        proba = np.concatenate([t.column(PROBABILITY).to_numpy() for t in ray.get(scored.to_arrow_refs())])
-        bounds = segments.tier_bounds(settings.segments, proba)
+                               settings.segments.top_reasons)
+        if settings.segments.by_quantile:  # the bounds need every probability first: two passes
+            scored = scored.materialize()
+            bounds = segments.tier_bounds(settings.segments, np.concatenate(
+                [t.column(PROBABILITY).to_numpy() for t in ray.get(scored.to_arrow_refs())]))
+        else:  # fixed bounds: read, score, label and write stream in one pass
+            bounds = segments.tier_bounds(settings.segments)
         constants = {MODEL_VERSION: model.version, SNAPSHOT_ID: snapshot.id, SCORED_AT: scored_at}
-        _write_parquet(scored, bounds, constants, plan.io_cpus, storage.join(out, SCORES))
-    export_csv(storage.join(out, SCORES), storage.join(out, CSV))
+        _write_parquet(scored, bounds, constants, plan.io_cpus, scores_uri)
+    proba = _probabilities(scores_uri)
+    export_csv(scores_uri, storage.join(out, CSV))
     seconds = time.perf_counter() - started
     log.info("scores written", extra={"run": rid, "rows": int(proba.size), "seconds": round(seconds, 2)})
     return {
@@ -127,6 +133,12 @@ def _write_parquet(scored: "ray.data.Dataset", bounds: list[tuple[str, float]], 
                        num_cpus=io_cpus, udf_modifying_row_count=False,
                        ).write_parquet(uri, filename_provider=PartNames(), mode=SaveMode.OVERWRITE,
                                        ray_remote_args={"num_cpus": io_cpus})
+
+
+def _probabilities(scores_uri: str) -> np.ndarray:
+    """The probability column of written scores (4 bytes a customer), for the summary."""
+    fs, path = storage.resolve(scores_uri)
+    return pq.read_table(path, filesystem=fs, columns=[PROBABILITY]).column(0).to_numpy()
 
 
 @contextlib.contextmanager
