@@ -185,8 +185,13 @@ class OnlineStore(abc.ABC):
 
     @abc.abstractmethod
     def flip(self, version: str, expected_rows: int, sample_ids: Sequence[str] = ()) -> OnlineVersion:
-        """Check ``version`` is complete, make it live in one step, keep the old one as previous
-        and remove older versions."""
+        """Check ``version`` is complete, make it live in one step and keep the old one as previous."""
+
+    @abc.abstractmethod
+    def collect(self) -> list[str]:
+        """Remove the versions that are neither live nor previous (nor a load still running);
+        returns their ids. Separate from ``flip``: removing a million keys gently takes seconds,
+        and the new version is live meanwhile."""
 
     @abc.abstractmethod
     def abort(self, version: str) -> None:
@@ -234,6 +239,7 @@ class _Keys:
         self.live = f"{namespace}:{LIVE}"
         self.previous = f"{namespace}:{PREVIOUS}"
         self.seq = f"{namespace}:seq"
+        self.versions = f"{namespace}:versions"  # a set of every version id with a meta hash
 
     def meta(self, version: str) -> str:
         return f"{self.ns}:meta:{version}"
@@ -283,7 +289,8 @@ class RedisOnlineStore(OnlineStore):
         version = f"v{self.client.incr(self.keys.seq)}"
         meta = {"features": json.dumps(features.to_json()), "schema_hash": features.schema_hash,
                 "rows": 0, "source": source, "state": LOADING, "created_at": time.time()}
-        self.client.hset(self.keys.meta(version), mapping=meta)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(self.keys.meta(version), mapping=meta).sadd(self.keys.versions, version).execute()
         return _version_from_meta(version, meta)
 
     def put_many(self, version: str, ids: Sequence[str], values: np.ndarray) -> int:
@@ -309,7 +316,6 @@ class RedisOnlineStore(OnlineStore):
                                      "sampled customers missing (evicted? check maxmemory)")
         self.client.hset(self.keys.meta(version), "rows", written)
         self._swap(lambda live, previous: (version, live))
-        self._collect()
         return self._meta(version)
 
     def abort(self, version: str) -> None:
@@ -330,12 +336,12 @@ class RedisOnlineStore(OnlineStore):
         return self._meta(version) if version else None
 
     def versions(self) -> list[OnlineVersion]:
-        found = []
-        for key in self.client.scan_iter(match=self.keys.meta("*"), count=1_000):
-            version = _decoded(key).rsplit(":", 1)[1]
-            meta = self.client.hgetall(key)
-            if meta:
-                found.append(_version_from_meta(version, meta))
+        ids = sorted(_decoded(v) for v in self.client.smembers(self.keys.versions))
+        with self.client.pipeline(transaction=False) as pipe:
+            for version in ids:
+                pipe.hgetall(self.keys.meta(version))
+            metas = pipe.execute()
+        found = [_version_from_meta(version, meta) for version, meta in zip(ids, metas) if meta]
         return sorted(found, key=lambda v: v.created_at)
 
     # ---------------------------------------------------------------- helpers
@@ -390,15 +396,17 @@ class RedisOnlineStore(OnlineStore):
                 except redis.WatchError:
                     continue
 
-    def _collect(self) -> None:
-        """Remove versions that are neither live nor previous (nor a load still running)."""
+    def collect(self) -> list[str]:
         now = time.time()
+        removed = []
         for version in self.versions():
             if version.state in (LIVE, PREVIOUS):
                 continue
             if version.state == LOADING and now - version.created_at < STALE_LOAD_S:
                 continue
             self._delete_version(version.id)
+            removed.append(version.id)
+        return removed
 
     def _delete_version(self, version: str) -> None:
         removed = 0
@@ -412,6 +420,7 @@ class RedisOnlineStore(OnlineStore):
         if batch:
             removed += self.client.unlink(*batch)
         self.client.unlink(self.keys.meta(version), self.keys.count(version))
+        self.client.srem(self.keys.versions, version)
         log.info("online version removed", extra={"version": version, "keys": removed})
 
 

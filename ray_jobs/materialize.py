@@ -38,6 +38,11 @@ class MaterializeResult:
     previous: Optional[str]
     rows: int
     seconds: float
+    """From the start of the load until the new version is live."""
+    removed: list[str]
+    cleanup_seconds: float
+    """Removing the versions older than the previous one, after the flip (SCAN + UNLINK in small
+    steps, so serving reads are never held up)."""
 
     @property
     def rows_per_s(self) -> float:
@@ -77,7 +82,10 @@ def materialize(settings: Settings, snapshot_ref: str = "latest") -> Materialize
     except BaseException:
         store.abort(version.id)
         raise
-    return MaterializeResult(live, before.id if before else None, expected, time.perf_counter() - started)
+    live_at = time.perf_counter()
+    removed = store.collect()
+    return MaterializeResult(live, before.id if before else None, expected, live_at - started, removed,
+                             time.perf_counter() - live_at)
 
 
 def rollback(settings: Settings) -> OnlineVersion:
@@ -110,7 +118,8 @@ def command(
         console.print(
             f"[green]{result.version.id} is live[/green]: {result.rows:,} customers x {len(result.version.features)} "
             f"features from {result.version.source} in {result.seconds:.1f} s ({result.rows_per_s:,.0f} rows/s); "
-            f"previous: {result.previous or '-'}"
+            f"previous: {result.previous or '-'}; removed {', '.join(result.removed) or 'nothing'} "
+            f"in {result.cleanup_seconds:.1f} s"
         )
     _print_versions(store)
 

@@ -47,6 +47,7 @@ def load(store: RedisOnlineStore, stamp: float, ids=IDS) -> str:
     version = store.begin(FEATURES, source=f"stamp-{stamp}")
     store.put_many(version.id, ids, np.full((len(ids), len(FEATURES)), stamp, dtype=np.float32))
     store.flip(version.id, expected_rows=len(ids), sample_ids=ids[:10])
+    store.collect()
     return version.id
 
 
