@@ -6,6 +6,7 @@ prometheus_client series at ``/metrics``.
 """
 from __future__ import annotations
 
+import gc
 from contextlib import asynccontextmanager
 from typing import AsyncIterator
 
@@ -36,6 +37,11 @@ def create() -> FastAPI:
         api = create_api(service, score_one, metrics)
         api.add_route("/metrics", lambda _: Response(instruments.exposition(), media_type="text/plain"))
         holder["api"] = api
+        # What Serve does for its replicas after start-up (RAY_SERVE_FREEZE_GC_ON_STARTUP): take the
+        # objects loaded so far out of the collector's reach. Without it every full collection
+        # walks millions of them: 200 ms pauses under load here.
+        gc.collect()
+        gc.freeze()
         yield
         await service.close()
 

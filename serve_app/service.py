@@ -4,7 +4,6 @@ rows in one call, and build the answers."""
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import time
 from dataclasses import dataclass
@@ -55,7 +54,6 @@ class PredictionService:
         model = await asyncio.to_thread(load_model, settings)
         service = cls(settings, RedisOnlineReader(settings), model, metrics)
         service.watcher.start()
-        _settle_heap()
         return service
 
     @property
@@ -142,14 +140,6 @@ class PredictionService:
             log.warning("cannot check the new model against the online features", extra={"error": str(exc)})
             return False
         return live.schema_hash == model.schema_hash
-
-
-def _settle_heap() -> None:
-    """Take what start-up loaded (Ray, MLflow, FastAPI, the model: millions of objects) out of the
-    garbage collector's reach. Otherwise every full collection walks all of it: 200 ms pauses
-    under load on this machine, which made the whole p99 of the service."""
-    gc.collect()
-    gc.freeze()
 
 
 def elapsed_ms(started: float) -> float:
