@@ -133,8 +133,9 @@ class ScoringSettings(BaseModel):
         None, gt=0, description="Ray CPUs an actor reserves; default: the CPUs left after io_cpus, shared out."
     )
     io_cpus: float = Field(
-        1.0, gt=0, description="Ray CPUs kept free for the read and write tasks: a pool that reserves every "
-        "CPU starves them and the job hangs (seen on 2-CPU nodes).",
+        0.5, gt=0, description="Ray CPUs of each read or write task; the pool leaves room for one of each, so "
+        "writes stream while reads go on (a pool that reserves every CPU starves them: the job hangs, seen "
+        "on 2-CPU nodes). At most a quarter of the cluster.",
     )
     threads_per_actor: int = Field(1, gt=0, description="XGBoost threads in each actor.")
     exact_reasons: bool = Field(

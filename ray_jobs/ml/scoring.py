@@ -35,7 +35,8 @@ class SchemaMismatch(ValueError):
 
 @dataclass(frozen=True)
 class PoolPlan:
-    """Resources of one scoring run: ``actors * cpus_per_actor + io_cpus <= cluster CPUs``."""
+    """Resources of one scoring run: ``actors * cpus_per_actor + 2 * io_cpus <= cluster CPUs``
+    (room for one read and one write task next to the pool)."""
 
     actors: int
     cpus_per_actor: float
@@ -45,10 +46,11 @@ class PoolPlan:
 
 
 def plan_pool(cluster_cpus: float, settings: ScoringSettings) -> PoolPlan:
-    """Actors and CPUs for a cluster, leaving ``io_cpus`` (at most half the cluster) to the
-    read/write tasks. A configuration that would not fit is shrunk, with a warning."""
-    io = min(settings.io_cpus, cluster_cpus / 2)
-    pool = cluster_cpus - io
+    """Actors and CPUs for a cluster, leaving room for a read and a write task of ``io_cpus``
+    each (together at most half the cluster). A configuration that would not fit is shrunk, with
+    a warning."""
+    io = min(settings.io_cpus, cluster_cpus / 4)
+    pool = cluster_cpus - 2 * io
     actors = settings.actors or max(1, int(cluster_cpus))
     per_actor = settings.cpus_per_actor or pool / actors
     if actors * per_actor > pool + 1e-9:
