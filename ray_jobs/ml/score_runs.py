@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -99,8 +100,12 @@ def _score_into(out: str, snapshot: Snapshot, model: LoadedModel, settings: Sett
     log.info("scoring", extra={"run": rid, "snapshot": snapshot.id, "model_version": model.version,
                                "actors": plan.actors, "cpus_per_actor": plan.cpus_per_actor, "io_cpus": plan.io_cpus})
     scores_uri = storage.join(out, SCORES)
+    # about one block per model call (Ray Data's default of 200 blocks made every 100k-row batch
+    # out of 15 small ones)
+    blocks = max(plan.actors, math.ceil(int(snapshot.manifest["rows"]) / settings.scoring.batch_size))
     with _small_blocks():
-        source = snapshot.read(num_cpus=plan.io_cpus).select_columns([CUSTOMER_ID, *model.features.names])
+        source = snapshot.read(num_cpus=plan.io_cpus, override_num_blocks=blocks) \
+            .select_columns([CUSTOMER_ID, *model.features.names])
         scored = scoring.score(source, model.booster, model.features, plan, settings.scoring,
                                settings.segments.top_reasons)
         if settings.segments.by_quantile:  # the bounds need every probability first: two passes
