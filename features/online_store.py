@@ -336,7 +336,7 @@ class RedisOnlineStore(OnlineStore):
         return self._meta(version) if version else None
 
     def versions(self) -> list[OnlineVersion]:
-        ids = sorted(_decoded(v) for v in self.client.smembers(self.keys.versions))
+        ids = [_decoded(v) for v in self.client.smembers(self.keys.versions)]
         with self.client.pipeline(transaction=False) as pipe:
             for version in ids:
                 pipe.hgetall(self.keys.meta(version))

@@ -9,15 +9,14 @@ import numpy as np
 import ray
 import xgboost as xgb
 from ray import tune
-from ray.train import FailureConfig, RunConfig, ScalingConfig
-from ray.train.xgboost import XGBoostTrainer
+from ray.train import FailureConfig, RunConfig
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from features.feature_set import FeatureSet
 from ray_jobs.ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
-from ray_jobs.ml.trainer import ROWS, booster_params, train_loop_per_worker
+from ray_jobs.ml.trainer import booster_params, make_trainer
 from ray_jobs.settings import Settings
 
 METRIC = "validation-auc"
@@ -57,23 +56,18 @@ def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, name
               callbacks=[_ReportEveryN(fixed["report_every"])])
 
 
-def distributed_trial(config: dict[str, Any], datasets: dict, names: list[str], fixed: dict[str, Any]) -> None:
+def distributed_trial(config: dict[str, Any], rows: "ray.data.Dataset", names: list[str],  # noqa: F821
+                      fixed: dict[str, Any]) -> None:
     """One trial: a Ray Train run whose reports flow back to Tune."""
     settings: Settings = fixed["settings"]
     t = settings.train
-    loop_config = {"feature_names": names, "num_boost_round": t.num_boost_round,
-                   "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every,
-                   "params": booster_params({**t.params, **config}, fixed["threads"], fixed["pos_weight"], t.seed)}
-    XGBoostTrainer(
-        train_loop_per_worker, train_loop_config=loop_config, datasets=datasets,
-        scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
-        run_config=RunConfig(
-            name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
-            storage_path=str((settings.state_dir / "ray_results").absolute()),
-            # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
-            failure_config=FailureConfig(max_failures=t.max_failures, controller_failure_limit=3),
-            callbacks=[TuneReportCallback()]),
-    ).fit()
+    make_trainer(rows, names, {**t.params, **config}, t, fixed["pos_weight"], RunConfig(
+        name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
+        storage_path=str((settings.state_dir / "ray_results").absolute()),
+        # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
+        failure_config=FailureConfig(max_failures=t.max_failures, controller_failure_limit=3),
+        callbacks=[TuneReportCallback()],
+    )).fit()
 
 
 def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  # noqa: F821
@@ -82,19 +76,18 @@ def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  
     reports (``validation-auc`` every N rounds) are kept."""
     t, s = settings.train, settings.tune
     names = features.names
-    threads = max(1, int(np.ceil(s.cpus_per_trial)))
     if s.distributed_trials:
-        fixed = {"settings": settings, "threads": max(1, int(np.ceil(t.cpus_per_worker))),
-                 "pos_weight": dataset_pos_weight(rows)}
-        trainable = tune.with_parameters(distributed_trial, datasets={ROWS: rows}, names=names, fixed=fixed)
+        fixed = {"settings": settings, "pos_weight": dataset_pos_weight(rows)}
+        trainable = tune.with_parameters(distributed_trial, rows=rows, names=names, fixed=fixed)
         # The trial driver only waits: no CPU (its Train run reserves its workers' CPUs itself), but
         # Tune refuses an empty bundle, so a token of memory. As many trials at once as Train runs fit.
         resources = tune.PlacementGroupFactory([{"memory": 2**20}])
         max_concurrent = max(1, int(ray.cluster_resources().get("CPU", 1) // (t.num_workers * t.cpus_per_worker)))
     else:
         train, valid = frame_splits(rows.to_pandas(), features)
-        fixed = {"params": t.params, "threads": threads, "seed": t.seed, "num_boost_round": t.num_boost_round,
-                 "early_stopping_rounds": t.early_stopping_rounds, "report_every": t.report_every}
+        fixed = {"params": t.params, "threads": max(1, int(np.ceil(s.cpus_per_trial))), "seed": t.seed,
+                 "num_boost_round": t.num_boost_round, "early_stopping_rounds": t.early_stopping_rounds,
+                 "report_every": t.report_every}
         trainable = tune.with_parameters(
             single_worker_trial,
             train=train, valid=valid,

@@ -97,31 +97,38 @@ class TrainOutcome:
     rounds: int
 
 
-def fit(rows: "ray.data.Dataset", features: FeatureSet, params: dict[str, Any],  # noqa: F821
-        settings: TrainSettings, storage_path: Path, name: str, pos_weight: float) -> TrainOutcome:
-    """Train on the train rows of ``rows`` (a dataset with a ``SPLIT`` column), stop early on its
-    validation rows, with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
+def make_trainer(rows: "ray.data.Dataset", names: list[str], params: dict[str, Any],  # noqa: F821
+                 settings: TrainSettings, pos_weight: float, run_config: RunConfig) -> XGBoostTrainer:
+    """The XGBoostTrainer of one run (``fit``'s, or a Tune trial's): ``settings.num_workers``
+    workers, each training on its shard of ``rows`` with the worker loop above."""
     threads = max(1, math.ceil(settings.cpus_per_worker))
     config = {
-        "feature_names": features.names,
+        "feature_names": names,
         "params": booster_params(params, threads, pos_weight, settings.seed),
         "num_boost_round": settings.num_boost_round,
         "early_stopping_rounds": settings.early_stopping_rounds,
         "report_every": settings.report_every,
     }
-    trainer = XGBoostTrainer(
+    return XGBoostTrainer(
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=settings.num_workers,
                                      resources_per_worker={"CPU": settings.cpus_per_worker}),
         datasets={ROWS: rows},
-        run_config=RunConfig(
-            name=name,
-            storage_path=str(storage_path.absolute()),
-            failure_config=FailureConfig(max_failures=settings.max_failures),
-            checkpoint_config=CheckpointConfig(num_to_keep=2),
-        ),
+        run_config=run_config,
     )
+
+
+def fit(rows: "ray.data.Dataset", features: FeatureSet, params: dict[str, Any],  # noqa: F821
+        settings: TrainSettings, storage_path: Path, name: str, pos_weight: float) -> TrainOutcome:
+    """Train on the train rows of ``rows`` (a dataset with a ``SPLIT`` column), stop early on its
+    validation rows, with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
+    trainer = make_trainer(rows, features.names, params, settings, pos_weight, RunConfig(
+        name=name,
+        storage_path=str(storage_path.absolute()),
+        failure_config=FailureConfig(max_failures=settings.max_failures),
+        checkpoint_config=CheckpointConfig(num_to_keep=2),
+    ))
     result = trainer.fit()
     booster = _best_rounds(RayTrainReportCallback.get_model(result.checkpoint))
     return TrainOutcome(booster, dict(result.metrics or {}), _history(result), booster.num_boosted_rounds())
