@@ -33,6 +33,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import redis
 import redis.asyncio as aredis
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -425,8 +426,10 @@ class RedisOnlineStore(OnlineStore):
 
 
 class RedisOnlineReader(OnlineReader):
-    """The serving side on Redis: an asyncio client with a connection pool and no retries (a
-    request fails fast with StoreUnavailable; the pool reconnects by itself when Redis is back)."""
+    """The serving side on Redis: an asyncio client with a connection pool. Redis down fails fast
+    (StoreUnavailable, no retry; the pool reconnects by itself when Redis is back); a read that
+    times out is tried once more on a fresh connection, since on a busy node a stalled moment
+    (a fork, a starved process) is far more likely than a dead server."""
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.online
@@ -437,7 +440,7 @@ class RedisOnlineReader(OnlineReader):
         pool = aredis.BlockingConnectionPool.from_url(
             settings.effective_redis_url, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s,
             socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s,
-            retry=Retry(NoBackoff(), 0), health_check_interval=0,
+            retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.TimeoutError,)), health_check_interval=0,
         )
         self.client = aredis.Redis.from_pool(pool)
         self._live: Optional[OnlineVersion] = None

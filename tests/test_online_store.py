@@ -197,6 +197,30 @@ def test_reader_fails_fast_while_redis_is_down_and_recovers(tmp_path: Path):
         asyncio.run(scenario())
 
 
+def test_a_read_that_times_out_is_tried_once_more(tmp_path: Path):
+    """Redis stalls (CLIENT PAUSE) a little longer than one read timeout: the retry answers; a
+    stall longer than two timeouts is a StoreUnavailable."""
+    with running_redis(tmp_path / "own") as server:
+        settings = online_settings(tmp_path, server.cfg.port, online={"socket_timeout_s": 0.3})
+        load(RedisOnlineStore(settings), 4.0)
+        admin = RedisOnlineStore(settings).client
+
+        async def scenario():
+            reader = RedisOnlineReader(settings)
+            await reader.live()
+            admin.execute_command("CLIENT", "PAUSE", 450, "ALL")
+            started = asyncio.get_running_loop().time()
+            assert (await reader.get_many(IDS[:3])).values[0, 0] == 4.0
+            assert asyncio.get_running_loop().time() - started >= 0.3  # the first read did time out
+            await asyncio.sleep(0.3)
+            admin.execute_command("CLIENT", "PAUSE", 1500, "ALL")
+            with pytest.raises(StoreUnavailable, match="unreachable"):
+                await reader.get_many(IDS[:3])
+            await reader.close()
+
+        asyncio.run(scenario())
+
+
 def test_no_live_version_is_a_clear_error(osettings):
     async def read():
         reader = RedisOnlineReader(osettings)

@@ -154,10 +154,12 @@ def test_redis_outage_is_a_503_then_recovers(stack, client):
         assert client.get("/healthz").status_code == 200
     finally:
         redis_server.up()
-    deadline = time.monotonic() + 30
-    while (r := client.post("/v1/predict", json={"customer_id": IDS[0]})).status_code != 200:
+    deadline, in_a_row = time.monotonic() + 30, 0
+    while in_a_row < 20:  # every replica is back, not just the first to answer
+        r = client.post("/v1/predict", json={"customer_id": IDS[0]})
+        in_a_row = in_a_row + 1 if r.status_code == 200 else 0
         assert time.monotonic() < deadline, r.text
-        time.sleep(0.2)
+        time.sleep(0.05 if r.status_code == 200 else 0.2)
     assert client.get("/readyz").status_code == 200
 
 
@@ -167,6 +169,7 @@ def test_alias_switch_under_load_fails_no_request(stack):
     settings, _, snapshot = stack
     statuses: list[int] = []
     versions: list[str] = []
+    failures: list[str] = []
 
     async def load(stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(base_url=churn_serve.route(settings), timeout=30) as http:
@@ -177,6 +180,8 @@ def test_alias_switch_under_load_fails_no_request(stack):
                     statuses.append(r.status_code)
                     if r.status_code == 200:
                         versions.append(r.json()["model_version"])
+                    else:
+                        failures.append(f"{r.status_code} {r.text[:300]}")
                     i += 8
 
             await asyncio.gather(*(worker(k) for k in range(8)))
@@ -195,7 +200,7 @@ def test_alias_switch_under_load_fails_no_request(stack):
 
     asyncio.run(scenario())
     assert len(statuses) > 100
-    assert set(statuses) == {200}, {s: statuses.count(s) for s in set(statuses)}
+    assert set(statuses) == {200}, ({s: statuses.count(s) for s in set(statuses)}, failures[:5])
     assert versions[0] == "1" and versions[-1] == "2"
     assert set(versions[-50:]) == {"2"}
 
