@@ -12,7 +12,7 @@ import pyarrow.fs as pafs
 from features import validation
 from features.definitions import FEATURES
 from features.profile import profile
-from features.snapshot import Snapshot, code_version, fingerprint, publish
+from features.snapshot import Snapshot, code_version, fingerprint, laid_out, publish
 from features.sources import SOURCES, Source
 from features.spark_features import build_features
 from features.spark_session import spark_path
@@ -64,7 +64,7 @@ def _validate_sources(spark: "SparkSession", raw_uri: str, sources: tuple[Source
         started = time.perf_counter()
         raw = validation.read_raw(spark, raw_uri, source)
         checked = validation.validate(raw, source).persist()
-        rep = validation.report(raw, checked, source)
+        rep = validation.report(checked, source)
         if rep.rows_in == 0:
             raise validation.SourceError(f"raw source '{source.name}' is empty (0 rows)")
         reports.append(rep)
@@ -106,9 +106,10 @@ def run(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
         rows = features.count()
         if rows == 0:
             raise EtlError(f"no customer is active on {as_of}")
-        features.repartition(max(1, rows // 250_000)).write.parquet(spark_path(storage.join(tmp, "data")))
+        parts = laid_out(features, rows)
+        parts.write.parquet(spark_path(storage.join(tmp, "data")))
         quarantine.write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
-        feature_profile = profile(ray.data.from_spark(features), FEATURES.names)
+        feature_profile = profile(ray.data.from_spark(parts), FEATURES.names)
         manifest = {
             "kind": "raw",
             "as_of": str(as_of),

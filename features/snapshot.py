@@ -16,15 +16,18 @@ import subprocess
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from features.feature_set import FeatureSet
 from ray_jobs import runs, storage
 from ray_jobs.settings import Settings
 
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
 
 LATEST, SUCCESS = runs.LATEST, runs.SUCCESS
 MANIFEST = "manifest.json"
+PART_ROWS = 250_000
 
 
 class SnapshotNotFound(LookupError):
@@ -33,6 +36,13 @@ class SnapshotNotFound(LookupError):
 
 def snapshots_root(settings: Settings) -> str:
     return storage.join(settings.data_uri, "snapshots")
+
+
+def laid_out(features: "DataFrame", rows: int) -> "DataFrame":
+    """The snapshot's rows in parts of about ``PART_ROWS`` (partitions merged, not shuffled): the
+    Parquet files written and the blocks handed to Ray Data. Few parts matter for the hand-off:
+    each is one Ray task, and on a small node each may wait for a worker process to start."""
+    return features.coalesce(max(1, rows // PART_ROWS))
 
 
 def fingerprint(*parts: Any) -> str:

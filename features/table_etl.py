@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from features.feature_set import FeatureSet, FeatureSpec
 from features.profile import profile
 from features.raw_etl import EtlError, EtlResult
-from features.snapshot import code_version, fingerprint, publish
+from features.snapshot import code_version, fingerprint, laid_out, publish
 from features.spark_features import AS_OF, CUSTOMER_ID, LABEL, category_code
 from features.spark_session import spark_path
 from features.validation import REASON, SourceReport
@@ -152,6 +152,7 @@ def run(spark: "SparkSession", settings: Settings, table_uri: str, id_col: str, 
               else F.col(f"__t_{f.name}").cast("float").alias(f.name) for f in feature_set.features],
             *([F.col("__label").cast("byte").alias(LABEL)] if label_col else []),
             F.lit(as_of).alias(AS_OF))
+        features = laid_out(features, used)
         features.write.parquet(spark_path(storage.join(tmp, "data")))
         checked.filter(F.col(REASON).isNotNull()).select(
             F.lit(name).alias("source"), F.col(REASON).alias("rule"), F.lit(None).cast("string").alias("arrival_date"),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 ARRIVAL = "_arrival_date"
 REASON = "_reason"
+COPIES = "_copies"
 _TS_FORMAT = "yyyy-MM-dd'T'HH:mm:ss"
 _SPARK_TYPES = {"string": "string", "int64": "bigint", "float64": "double", "bool": "boolean",
                 "date": "date", "timestamp": "timestamp"}
@@ -129,18 +130,25 @@ def _rules(col: Column, text: bool) -> list[tuple["SparkColumn", str]]:
 
 
 def validate(raw: "DataFrame", source: Source) -> "DataFrame":
-    """Exact duplicates removed; typed columns; ``_reason`` set on rows that break the contract
-    (first broken rule wins), including ``duplicate_key`` for a second row with the same key."""
+    """Typed columns; ``_reason`` set on rows that break the contract (first broken rule wins),
+    including ``duplicate_key`` for a second row with the same key; exact duplicates merged into
+    one row whose ``_copies`` counts them.
+
+    One shuffle per source: rows are partitioned by their typed key, and since exact duplicates
+    share it, merging them (a group by every column, key included) and ranking the key (a window
+    on it) run in the same partitions without another exchange.
+    """
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     text = source.format != "parquet"
-    df = raw.dropDuplicates()
-    df = df.select("*", *[_typed(c, text).alias(f"__t_{c.name}") for c in source.columns])
+    df = raw.select("*", *[_typed(c, text).alias(f"__t_{c.name}") for c in source.columns])
+    key = [f"__t_{k}" for k in source.key]
+    df = df.repartition(*key).groupBy(*df.columns).agg(F.count(F.lit(1)).alias(COPIES))
     checks = [F.when(broken, F.lit(rule)) for c in source.columns for broken, rule in _rules(c, text)]
     df = df.withColumn(REASON, F.coalesce(*checks))
     order = [F.col(ARRIVAL)] if source.is_event_stream else []
-    key_rank = F.row_number().over(Window.partitionBy(*[f"__t_{k}" for k in source.key]).orderBy(
+    key_rank = F.row_number().over(Window.partitionBy(*key).orderBy(
         *order, *[F.col(f"__t_{c.name}").asc_nulls_last() for c in source.columns]))
     df = df.withColumn("__rank", F.when(F.col(REASON).isNull(), key_rank))
     df = df.withColumn(REASON, F.when(F.col("__rank") > 1, F.lit("duplicate_key:" + ",".join(source.key)))
@@ -169,22 +177,22 @@ def quarantined_rows(checked: "DataFrame", source: Source) -> "DataFrame":
         arrival.alias("arrival_date"), F.to_json(F.struct(*raw_cols)).alias("record"))
 
 
-def report(raw: "DataFrame", checked: "DataFrame", source: Source) -> SourceReport:
-    """Counts that reconcile: rows in, duplicates removed, quarantined by rule, used, late."""
+def report(checked: "DataFrame", source: Source) -> SourceReport:
+    """Counts that reconcile: rows in, duplicates removed, quarantined by rule, used, late (one
+    pass over the validated rows: the copies they merged tell the rows read)."""
     from pyspark.sql import functions as F
 
-    rows_in = raw.count()
     late = (F.to_date(F.col(ARRIVAL)) > F.to_date(F.col(f"__t_{source.event_time}"))) if source.is_event_stream \
         else F.lit(False)
-    counts = checked.groupBy(REASON).agg(F.count("*").alias("n"),
+    counts = checked.groupBy(REASON).agg(F.count(F.lit(1)).alias("n"), F.sum(COPIES).alias("copies"),
                                          F.sum(F.when(late, 1).otherwise(0)).alias("late")).collect()
-    rep = SourceReport(source.name, rows_in, 0)
+    rep = SourceReport(source.name, sum(row["copies"] for row in counts), 0)
     for row in counts:
         if row[REASON] is None:
             rep.rows_used, rep.late_arrivals = row["n"], row["late"]
         else:
             rep.quarantined[row[REASON]] = row["n"]
-    rep.duplicates_removed = rows_in - rep.rows_used - rep.quarantined_total
+    rep.duplicates_removed = rep.rows_in - rep.rows_used - rep.quarantined_total
     return rep
 
 

@@ -13,7 +13,7 @@ the local driver's heap is RayDP's driver and executor heaps together, since it 
 label allows), write the snapshot's data and quarantine. Only that is timed; starting Ray and
 Spark is recorded apart (``start_s``). ``raw_etl.run`` then profiles the features in Ray Data,
 which plain Spark cannot feed: instead the RayDP run times the hand-off itself,
-``ray.data.from_spark`` of the persisted features, materialized (``handoff``). The two snapshots
+``ray.data.from_spark`` of the persisted features in the snapshot's parts, materialized (``handoff``). The two snapshots
 are compared row by row. Writes ``load_tests/results/etl.json`` (``ratio``: RayDP's seconds over
 local's, medians; the goal is at most 1.15). The load average is recorded: other work skews it.
 """
@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 import pyspark
 
 from features import raw_etl, validation
-from features.snapshot import Snapshot, publish
+from features.snapshot import Snapshot, laid_out, publish
 from features.sources import SOURCES
 from features.spark_features import build_features
 from features.spark_session import raydp_spark, spark_configs, spark_path
@@ -54,7 +54,6 @@ if TYPE_CHECKING:
 RESULT = Path(__file__).parent / "results" / "etl.json"
 TARGET_RATIO = 1.15
 LOCAL_CORES = 2
-PART_ROWS = 250_000  # rows per snapshot Parquet part, as raw_etl.run writes them
 SNAPSHOT_ID = "bench-etl"
 
 
@@ -106,7 +105,7 @@ def local_spark(settings: Settings) -> Iterator["SparkSession"]:
 def etl(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
         horizon: int) -> tuple[float, Snapshot, "DataFrame"]:
     """``raw_etl.run``'s Spark steps with its functions, published as a snapshot; returns the
-    seconds, the snapshot and the features, still persisted."""
+    seconds, the snapshot and the features as written (persisted, in the snapshot's parts)."""
     held: dict[str, DataFrame] = {}
 
     def write(tmp: str) -> dict[str, Any]:
@@ -114,9 +113,10 @@ def etl(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
         limit = settings.etl.max_defect_rate
         validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
                                                 for s in SOURCES})
-        features = held["features"] = build_features(tables, as_of, horizon).persist()
+        features = build_features(tables, as_of, horizon).persist()
         rows = features.count()
-        features.repartition(max(1, rows // PART_ROWS)).write.parquet(spark_path(storage.join(tmp, "data")))
+        held["features"] = laid_out(features, rows)
+        held["features"].write.parquet(spark_path(storage.join(tmp, "data")))
         quarantine.write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
         return {"kind": "bench", "as_of": str(as_of), "horizon_days": horizon, "rows": rows,
                 "sources": {r.source: asdict(r) for r in reports}}
