@@ -232,6 +232,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
                   "executor_memory": spark.executor_memory, "driver_memory": spark.driver_memory},
         "local": {"seconds": local_s, "start_s": statistics.median(r["start_s"] for r in local),
                   "master": f"local[{LOCAL_CORES}]", "driver_memory": local_memory(spark)},
+        "shuffle_partitions": spark.shuffle_partitions,
         "ratio": round(raydp_s / local_s, 3),
         "target_ratio": TARGET_RATIO,
         "target_met": raydp_s / local_s <= TARGET_RATIO,
