@@ -13,8 +13,8 @@ the local driver's heap is RayDP's driver and executor heaps together, since it 
 label allows), write the snapshot's data and quarantine. Only that is timed; starting Ray and
 Spark is recorded apart (``start_s``). ``raw_etl.run`` then profiles the features in Ray Data,
 which plain Spark cannot feed: instead the RayDP run times the hand-off itself,
-``ray.data.from_spark`` of the persisted features in the snapshot's parts, materialized (``handoff``). The two snapshots
-are compared row by row. Writes ``load_tests/results/etl.json`` (``ratio``: RayDP's seconds over
+``ray.data.from_spark`` of the persisted features in the snapshot's parts, materialized
+(``handoff``). The two snapshots are compared row by row. Writes ``load_tests/results/etl.json`` (``ratio``: RayDP's seconds over
 local's, medians; the goal is at most 1.15). The load average is recorded: other work skews it.
 """
 from __future__ import annotations
