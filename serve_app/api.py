@@ -3,18 +3,25 @@
 ``create_api`` takes the service and the function that scores one request: under Serve that is
 the replica's ``@serve.batch`` method (concurrent requests share one feature read and one model
 call); the bare baseline passes an unbatched one.
+
+FastAPI owns every route's contract (OpenAPI, validation errors, status codes). A valid
+``POST /v1/predict`` with a JSON body, the one route the mobile app calls at volume, is answered by
+``PredictFastPath`` in front of FastAPI's routing and dependency machinery, which cost about as
+much as the prediction itself; it runs the same endpoint function and the same exception handlers.
 """
 from __future__ import annotations
 
 import hmac
 import logging
 import time
-from typing import Any, Awaitable, Callable, Optional
+from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.online_store import NoLiveVersion, OnlineStoreError, SchemaMismatch, StoreUnavailable
 from serve_app.metrics import LatencyMiddleware, ServiceMetrics
@@ -24,7 +31,9 @@ from serve_app.service import CustomerNotFound, Outcome, PredictionService, Scor
 log = logging.getLogger(__name__)
 
 ScoreOne = Callable[[ScoringRequest], Awaitable[Outcome]]
+Predict = Callable[[PredictRequest], Awaitable[dict[str, Any]]]
 API_KEY_HEADER = "X-API-Key"
+PREDICT_PATH = "/v1/predict"
 _UNAVAILABLE = {
     StoreUnavailable: "feature store unavailable (Redis): {}; retry shortly",
     NoLiveVersion: "no online features: {}",
@@ -43,6 +52,13 @@ def create_api(service: PredictionService, score_one: ScoreOne, metrics: Service
 
     secured = [Depends(check_key)] if api_key else []
 
+    async def predict_one(body: PredictRequest) -> dict[str, Any]:
+        started = time.perf_counter()
+        outcome = await score_one(service.parse(body))
+        if isinstance(outcome, CustomerNotFound):
+            raise outcome
+        return {**outcome, "latency_ms": elapsed_ms(started)}
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
         """The process is alive."""
@@ -54,15 +70,11 @@ def create_api(service: PredictionService, score_one: ScoreOne, metrics: Service
         ok, checks = await service.readiness()
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
-    @app.post("/v1/predict", response_model=Prediction, dependencies=secured, tags=["predict"],
+    @app.post(PREDICT_PATH, response_model=Prediction, dependencies=secured, tags=["predict"],
               responses={404: {"description": "Unknown customer"}, 503: {"description": "Feature store down"}})
     async def predict(body: PredictRequest) -> JSONResponse:
         """Churn probability, risk segment and top reasons of one customer."""
-        started = time.perf_counter()
-        outcome = await score_one(service.parse(body))
-        if isinstance(outcome, CustomerNotFound):
-            raise outcome
-        return JSONResponse({**outcome, "latency_ms": elapsed_ms(started)})
+        return JSONResponse(await predict_one(body))
 
     @app.post("/v1/predict/batch", response_model=BatchPrediction, dependencies=secured, tags=["predict"])
     async def predict_batch(body: BatchRequest) -> JSONResponse:
@@ -89,8 +101,72 @@ def create_api(service: PredictionService, score_one: ScoreOne, metrics: Service
         return JSONResponse({"detail": "internal error (logged)"}, status_code=500)
 
     app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
+    app.add_middleware(PredictFastPath, predict=predict_one, api_key=api_key, handlers=app.exception_handlers)
     app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
+
+
+class PredictFastPath:
+    """Pure-ASGI middleware answering ``POST /v1/predict`` when the request is well-formed (JSON
+    body valid as a PredictRequest, API key right): ``predict``'s result or, for what it raises,
+    the response of the app's own exception handler. Any other request, and one that is not
+    well-formed, goes on to FastAPI with its body replayed, so errors keep FastAPI's format."""
+
+    def __init__(self, app: ASGIApp, predict: Predict, api_key: Optional[str],
+                 handlers: Mapping[Any, Callable[..., Any]]) -> None:
+        self.app = app
+        self.predict = predict
+        self.api_key = api_key.encode() if api_key else None
+        self.handlers = handlers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PREDICT_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        request = self._parse(scope, body)
+        if request is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        try:
+            response = JSONResponse(await self.predict(request))
+        except Exception as exc:
+            response = await self._handler(exc)(Request(scope, receive), exc)
+        await response(scope, receive, send)
+
+    def _parse(self, scope: Scope, body: bytes) -> Optional[PredictRequest]:
+        headers = dict(scope["headers"])
+        if not headers.get(b"content-type", b"").startswith(b"application/json"):
+            return None
+        if self.api_key and not hmac.compare_digest(headers.get(API_KEY_HEADER.lower().encode(), b""), self.api_key):
+            return None
+        try:
+            return PredictRequest.model_validate_json(body)
+        except ValidationError:
+            return None
+
+    def _handler(self, exc: Exception) -> Callable[..., Any]:
+        """The app's handler of ``exc``'s closest class (as Starlette looks it up)."""
+        return next(self.handlers[cls] for cls in type(exc).__mro__ if cls in self.handlers)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that hands out ``body`` first (already read), then the connection's messages."""
+    pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+    async def replayed() -> Message:
+        return pending.pop() if pending else await receive()
+
+    return replayed
 
 
 def _openapi(app: FastAPI, service: PredictionService) -> dict[str, Any]:
