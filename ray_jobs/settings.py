@@ -216,7 +216,7 @@ class ServeSettings(BaseModel):
     engine: Literal["onnx", "xgboost"] = Field(
         "onnx", description="onnx: the trees compiled for ONNX Runtime (same numbers, ~20x faster per row).")
     max_batch_ids: int = Field(1_000, gt=0, description="Largest /v1/predict/batch request.")
-    max_batch_size: int = Field(64, gt=0, description="Concurrent requests merged into one predict (@serve.batch).")
+    max_batch_size: int = Field(64, gt=0, description="Concurrent requests merged into one predict (@serve.batch); 1: no batching.")
     batch_wait_timeout_s: float = Field(0.0, ge=0, description="Wait for more requests before a batch runs.")
     ray_cpus: Optional[int] = Field(None, description="CPUs of the Ray head `churn serve` starts (all by default).")
     ready_timeout_s: float = Field(300.0, gt=0, description="How long `churn serve` waits for /readyz.")

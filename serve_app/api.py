@@ -12,6 +12,7 @@ much as the prediction itself; it runs the same endpoint function and the same e
 from __future__ import annotations
 
 import hmac
+import inspect
 import logging
 import time
 from typing import Any, Awaitable, Callable, Mapping, Optional
@@ -131,7 +132,9 @@ class PredictFastPath:
         try:
             response = JSONResponse(await self.predict(request))
         except Exception as exc:
-            response = await self._handler(exc)(Request(scope, receive), exc)
+            response = self._handler(exc)(Request(scope, receive), exc)
+            if inspect.isawaitable(response):
+                response = await response
         await response(scope, receive, send)
 
     def _parse(self, scope: Scope, body: bytes) -> Optional[PredictRequest]:

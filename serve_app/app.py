@@ -10,8 +10,10 @@ balances over the replicas and follows them as they come and go. Without the fla
 unchanged behind Serve's Python proxy.
 
 Scoring is one deployment on purpose: every hop between deployments costs a serialisation and a
-network round trip, more than the predict itself. Concurrent requests in a replica share one
-feature read and one model call through ``@serve.batch``.
+network round trip, more than the predict itself. With ``max_batch_size`` > 1, concurrent requests
+in a replica share one feature read and one model call through ``@serve.batch``; with 1 each
+request skips the batch queue (on a 2-core machine below saturation batches hold about one
+request, and the queue costs more than it saves: load_tests/results/serving.json).
 """
 from __future__ import annotations
 
@@ -33,14 +35,16 @@ class Predictor:
         settings = get_settings()
         self.metrics = ServiceMetrics(RayInstruments())
         self.service = await PredictionService.start(settings, self.metrics)
-        self.score_one.set_max_batch_size(settings.serve.max_batch_size)
-        self.score_one.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
+        self.batching = settings.serve.max_batch_size > 1
+        self.score_batched.set_max_batch_size(settings.serve.max_batch_size)
+        self.score_batched.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return create_api(self.service, self.score_one, self.metrics)
+        score_one = self.score_batched if self.batching else self.service.score_one
+        return create_api(self.service, score_one, self.metrics)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
-    async def score_one(self, requests: list[ScoringRequest]) -> list[Outcome]:
+    async def score_batched(self, requests: list[ScoringRequest]) -> list[Outcome]:
         return await self.service.score(requests)
 
     async def __del__(self) -> None:

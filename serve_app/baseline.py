@@ -17,7 +17,7 @@ from ray_jobs import logs
 from ray_jobs.settings import get_settings
 from serve_app.api import create_api
 from serve_app.metrics import PrometheusInstruments, ServiceMetrics
-from serve_app.service import Outcome, PredictionService, ScoringRequest
+from serve_app.service import PredictionService
 
 
 def create() -> FastAPI:
@@ -30,11 +30,7 @@ def create() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service = await PredictionService.start(get_settings(), metrics)
-
-        async def score_one(request: ScoringRequest) -> Outcome:
-            return (await service.score([request]))[0]
-
-        api = create_api(service, score_one, metrics)
+        api = create_api(service, service.score_one, metrics)
         api.add_route("/metrics", lambda _: Response(instruments.exposition(), media_type="text/plain"))
         holder["api"] = api
         # What Serve does for its replicas after start-up (RAY_SERVE_FREEZE_GC_ON_STARTUP): take the

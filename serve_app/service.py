@@ -75,6 +75,10 @@ class PredictionService:
         answers = self._answers(model, rows, X, [r.customer_id for r in requests])
         return [answers.get(i) or CustomerNotFound(r.customer_id) for i, r in enumerate(requests)]
 
+    async def score_one(self, request: ScoringRequest) -> Outcome:
+        """One request on its own (no batching): its own feature read and model call."""
+        return (await self.score([request]))[0]
+
     async def score_ids(self, ids: Sequence[str]) -> dict[str, Any]:
         """The batch endpoint: every known id scored, unknown ones listed."""
         model = self.model

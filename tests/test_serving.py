@@ -219,11 +219,7 @@ def local_api(stack):
     async def make():
         metrics = ServiceMetrics(PrometheusInstruments())
         service = await PredictionService.start(settings, metrics)
-
-        async def score_one(request):
-            return (await service.score([request]))[0]
-
-        return service, create_api(service, score_one, metrics)
+        return service, create_api(service, service.score_one, metrics)
 
     return settings, make
 
