@@ -1,8 +1,8 @@
 """The HTTP API (FastAPI): routes, the optional API key, and errors mapped to clear statuses.
 
-``create_api`` takes the service and the function that scores one request: under Serve that is
-the replica's ``@serve.batch`` method (concurrent requests share one feature read and one model
-call); the bare baseline passes an unbatched one.
+``create_api`` takes the service and the function that scores one request: the replica's
+``@serve.batch`` method (concurrent requests share one feature read and one model call) or, with
+batching off and in the bare baseline, the service's own ``score_one``.
 
 FastAPI owns every route's contract (OpenAPI, validation errors, status codes). A valid
 ``POST /v1/predict`` with a JSON body, the one route the mobile app calls at volume, is answered by
