@@ -48,7 +48,7 @@ class SparkSettings(BaseModel):
                                  "(default: 45% of this machine's memory; set it in a container).")
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(32, description="Partitions of every shuffle (1M customers x 90 days ran "
-                                    "with 32 and 10g); Spark's adaptive execution merges the small ones of a small run.")
+                                    "with 32 and 10g); adaptive execution merges the small ones of a small run.")
 
 
 class GenerateSettings(BaseModel):
@@ -226,7 +226,8 @@ class ServeSettings(BaseModel):
     engine: Literal["onnx", "xgboost"] = Field(
         "onnx", description="onnx: the trees compiled for ONNX Runtime (same numbers, ~20x faster per row).")
     max_batch_ids: int = Field(1_000, gt=0, description="Largest /v1/predict/batch request.")
-    max_batch_size: int = Field(64, gt=0, description="Concurrent requests merged into one predict (@serve.batch); 1: no batching.")
+    max_batch_size: int = Field(64, gt=0, description="Concurrent requests merged into one predict "
+                                "(@serve.batch); 1: no batching.")
     batch_wait_timeout_s: float = Field(0.0, ge=0, description="Wait for more requests before a batch runs.")
     ray_cpus: Optional[int] = Field(None, description="CPUs of the Ray head `churn serve` starts (all by default).")
     ready_timeout_s: float = Field(300.0, gt=0, description="How long `churn serve` waits for /readyz.")

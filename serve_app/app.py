@@ -12,9 +12,9 @@ unchanged behind Serve's Python proxy.
 Scoring is one deployment on purpose: every hop between deployments costs a serialisation and a
 network round trip, more than the predict itself. With ``max_batch_size`` > 1 (the default),
 concurrent requests in a replica share one feature read and one model call through
-``@serve.batch``; with 1 each request skips the batch queue. Measured on 2 cores (load_tests/results/serving.json):
-without batching p50 is lower at light load, but the tail breaks 25 ms at 1,250-1,500 req/s
-against 1,750 with batching.
+``@serve.batch``; with 1 each request skips the batch queue. Measured on 2 cores
+(load_tests/results/serving.json): without batching p50 is lower at light load, but the tail
+breaks 25 ms at 1,000-1,250 req/s against 1,750 with batching.
 """
 from __future__ import annotations
 
