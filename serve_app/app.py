@@ -13,8 +13,8 @@ Scoring is one deployment on purpose: every hop between deployments costs a seri
 network round trip, more than the predict itself. With ``max_batch_size`` > 1 (the default),
 concurrent requests in a replica share one feature read and one model call through
 ``@serve.batch``; with 1 each request skips the batch queue. Measured on 2 cores
-(load_tests/results/serving.json): without batching p50 is lower at light load, but the tail
-breaks 25 ms at 1,000-1,250 req/s against 1,750 with batching.
+(load_tests/results/serving.json): without batching p50 is lower at light load, but p99 stays
+within 25 ms only up to 1,000-1,250 req/s, against 1,750 with batching.
 """
 from __future__ import annotations
 
