@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 ScoreOne = Callable[[ScoringRequest], Awaitable[Outcome]]
 Predict = Callable[[PredictRequest], Awaitable[dict[str, Any]]]
 API_KEY_HEADER = "X-API-Key"
+_API_KEY_FIELD = API_KEY_HEADER.lower().encode()  # as ASGI scopes carry header names
 PREDICT_PATH = "/v1/predict"
 _UNAVAILABLE = {
     StoreUnavailable: "feature store unavailable (Redis): {}; retry shortly",
@@ -48,7 +49,8 @@ def create_api(service: PredictionService, score_one: ScoreOne, metrics: Service
     api_key = settings.serve.api_key
 
     def check_key(x_api_key: Optional[str] = Header(None, alias=API_KEY_HEADER)) -> None:
-        if api_key and not (x_api_key and hmac.compare_digest(x_api_key, api_key)):
+        # Starlette decodes header values as latin-1: encoding back gives the bytes sent
+        if api_key and not key_matches(x_api_key.encode("latin-1") if x_api_key else None, api_key):
             raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
 
     secured = [Depends(check_key)] if api_key else []
@@ -117,7 +119,7 @@ class PredictFastPath:
                  handlers: Mapping[Any, Callable[..., Any]]) -> None:
         self.app = app
         self.predict = predict
-        self.api_key = api_key.encode() if api_key else None
+        self.api_key = api_key
         self.handlers = handlers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -141,7 +143,7 @@ class PredictFastPath:
         headers = dict(scope["headers"])
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
-        if self.api_key and not hmac.compare_digest(headers.get(API_KEY_HEADER.lower().encode(), b""), self.api_key):
+        if self.api_key and not key_matches(headers.get(_API_KEY_FIELD), self.api_key):
             return None
         try:
             return PredictRequest.model_validate_json(body)
@@ -170,6 +172,11 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return pending.pop() if pending else await receive()
 
     return replayed
+
+
+def key_matches(presented: Optional[bytes], api_key: str) -> bool:
+    """Constant-time check of a presented API key (raw header bytes, any characters)."""
+    return presented is not None and hmac.compare_digest(presented, api_key.encode())
 
 
 def _openapi(app: FastAPI, service: PredictionService) -> dict[str, Any]:

@@ -233,6 +233,8 @@ def test_api_key_is_required_when_configured(local_api):
             body = {"customer_id": IDS[0]}
             assert (await http.post("/v1/predict", json=body)).status_code == 401
             assert (await http.post("/v1/predict", json=body, headers={"X-API-Key": "wrong"})).status_code == 401
+            non_ascii = {"X-API-Key": "s3crét".encode()}  # a 401 like any wrong key, not a 500
+            assert (await http.post("/v1/predict", json=body, headers=non_ascii)).status_code == 401
             assert (await http.post("/v1/predict", json=body, headers={"X-API-Key": "s3cret"})).status_code == 200
             assert (await http.get("/healthz")).status_code == 200  # probes need no key
         await service.close()
