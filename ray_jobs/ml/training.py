@@ -42,10 +42,9 @@ def split_datasets(snapshot: Snapshot, settings: Settings):
     (read before training starts, so the training workers never wait on read tasks for CPUs),
     and the holdout as a frame.
 
-    One dataset, not two: Ray Train starts a SplitCoordinator actor (a cold process, ~8 s here)
-    for every dataset it shards, and the workers separate the two splits themselves. One read,
-    in a few large blocks (Ray Data's default of 200 blocks made every later step pay per block),
-    tags whole Arrow blocks with their split."""
+    One dataset, not two: each worker gets one shard of it and separates the two splits itself.
+    One read, in a few large blocks (Ray Data's default of 200 blocks made every later step pay
+    per block), tags whole Arrow blocks with their split."""
     if not snapshot.has_label:
         raise ValueError(f"snapshot {snapshot.id} has no label (a scoring snapshot): train on a training snapshot")
     blocks = max(2, 2 * int(ray.cluster_resources().get("CPU", 1)))
