@@ -18,7 +18,7 @@ import ray
 from mlflow.tracking import MlflowClient
 
 from ray_jobs.ml import promotion, registry
-from ray_jobs.ml.trainer import fit
+from ray_jobs.ml.trainer import fit, shards
 from ray_jobs.ml.training import split_datasets, train_and_register
 from ray_jobs.settings import Settings
 from tuning.search import METRIC, search
@@ -57,6 +57,14 @@ def test_train_logs_registers_and_reproduces(ray_cluster, tmp_path):
     assert model.signature is not None and model.saved_input_example_info is not None
     report = first.report_path.read_text()
     assert "Campaign value" in report and "Lift by decile" in report
+
+
+def test_worker_shards_hold_every_row_once(ray_cluster):
+    rows = ray.data.range(1001, override_num_blocks=3).materialize()
+    parts = shards(rows, 2)
+    assert sorted(part.count() for part in parts) == [500, 501]
+    ids = np.concatenate([part.to_pandas()["id"].to_numpy() for part in parts])
+    assert sorted(ids.tolist()) == list(range(1001))
 
 
 def test_killed_worker_resumes_from_the_last_checkpoint(ray_cluster, tmp_path):

@@ -45,8 +45,11 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
 
 
 def shards(rows: "ray.data.Dataset", workers: int) -> list["ray.data.MaterializedDataset"]:  # noqa: F821
-    """``rows`` in ``workers`` shards of equal row counts, for the ``SHARDS`` config key."""
-    return rows.split(workers, equal=True)
+    """``rows`` (materialised) in ``workers`` shards whose row counts differ by at most one, for
+    the ``SHARDS`` config key. Every row lands in one shard: ``split(equal=True)`` would drop the
+    remainder of an uneven division."""
+    total = rows.count()
+    return rows.split_at_indices([total * i // workers for i in range(1, workers)])
 
 
 def shard_matrices(config: dict[str, Any], max_bin: int | None = None) -> tuple[xgb.QuantileDMatrix, ...]:
