@@ -45,9 +45,9 @@ def machine() -> dict:
     }
 
 
-def parser(doc: str, result: Path, scratch: bool = True) -> argparse.ArgumentParser:
-    """The options every benchmark has: where its JSON result goes and (when it writes files) a
-    scratch folder."""
+def parser(doc: str, result: Path | None, scratch: bool = True) -> argparse.ArgumentParser:
+    """The options every benchmark has: where its JSON result goes (``None``: the benchmark picks
+    the file from its other options) and (when it writes files) a scratch folder."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     if scratch:
         parser.add_argument("--out", help="Scratch folder [default: a temporary one, removed afterwards].")
