@@ -1,7 +1,7 @@
 """Distributed XGBoost on Ray Train.
 
-The driver splits the materialised rows into one Ray Data shard per worker (``Dataset.split``)
-and hands the shards over in the loop's config; each worker fetches its shard's blocks, builds
+The driver splits the materialised rows into one Ray Data shard per worker (``shards``) and
+hands the shards over in the loop's config; each worker fetches its shard's blocks, builds
 QuantileDMatrix and joins XGBoost's collective (set up by ``XGBoostTrainer``). Not the
 ``datasets=`` argument: for a materialised dataset that XGBoost reads whole, Ray Train's
 streaming split only added a cold split-coordinator process and streaming through it (the
