@@ -15,6 +15,7 @@ collapsed stacks. Results: ``load_tests/results/serving_profile_<target>.json``.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import resource
@@ -43,7 +44,7 @@ ROLES = (  # first match wins
     ("kernel softirq (loopback TCP)", re.compile(r"^\[ksoftirqd")),
     ("kernel, other threads", re.compile(r"^\[")),
 )
-APP_PATTERN = {"serve": "ServeReplica", "bare": "serve_app.baseline"}
+APP_ROLE = {"serve": "replica", "bare": "bare app"}
 
 
 def cpu_seconds() -> dict[int, tuple[str, float]]:
@@ -84,13 +85,14 @@ def _children_cpu() -> float:
 
 
 def app_pid(target: str) -> int:
-    pids = subprocess.run(["pgrep", "-f", APP_PATTERN[target]], capture_output=True, text=True).stdout.split()
+    """The newest process in the target's app role (what py-spy records)."""
+    pids = [pid for pid, (name, _) in cpu_seconds().items() if role(name) == APP_ROLE[target]]
     if not pids:
         raise RuntimeError(f"no {target} app process found")
-    return int(pids[-1])
+    return max(pids)
 
 
-def profile(url: str, target: str, args, ids: Path) -> dict:
+def profile(url: str, target: str, args: argparse.Namespace, ids: Path) -> dict:
     bench_serving.wrk(url, args.rate, 5, ids)
     spy = None
     if args.py_spy and shutil.which("py-spy"):
@@ -108,7 +110,7 @@ def profile(url: str, target: str, args, ids: Path) -> dict:
             "py_spy": args.py_spy if spy else None}
 
 
-def run(scratch: Path, args) -> dict:
+def run(scratch: Path, args: argparse.Namespace) -> dict:
     settings = Settings(state_dir=scratch, redis_url=None, mlflow_tracking_uri=None,
                         redis={"port": churn_serve.free_port(), "password": "bench"},
                         serve={"port": churn_serve.free_port()})
@@ -127,7 +129,7 @@ def run(scratch: Path, args) -> dict:
 
 def main() -> None:
     parser = common.parser(__doc__, None)
-    parser.add_argument("--target", choices=sorted(APP_PATTERN), default="serve")
+    parser.add_argument("--target", choices=sorted(APP_ROLE), default="serve")
     parser.add_argument("--rate", type=int, default=1500)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--customers", type=int, default=1_000_000)
