@@ -14,9 +14,12 @@ $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 (Debian: apt-get install python3.11 python3.11-venv)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python requirements.lock pyproject.toml
+# Bytecode is compiled at install time: uv does not by default, and where PYTHONDONTWRITEBYTECODE
+# is set (as on our CI machines) Python never caches it, so every process would compile its imports
+# again. Each Ray worker imports Ray Train and XGBoost: 1.6 s instead of 4.7 s for xgboost alone here.
+$(STAMP): $(BIN)/python requirements.lock pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
