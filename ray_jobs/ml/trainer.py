@@ -44,12 +44,14 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
             "nthread": threads, "scale_pos_weight": pos_weight, "seed": seed}
 
 
-def shards(rows: "ray.data.Dataset", workers: int) -> list["ray.data.MaterializedDataset"]:  # noqa: F821
-    """``rows`` (materialised) in ``workers`` shards whose row counts differ by at most one, for
-    the ``SHARDS`` config key. Every row lands in one shard: ``split(equal=True)`` would drop the
-    remainder of an uneven division."""
+def shards(rows: "ray.data.Dataset", workers: int) -> list[list[ray.ObjectRef]]:  # noqa: F821
+    """``rows`` (materialised) in ``workers`` shards whose row counts differ by at most one, each
+    as the refs of its Arrow blocks, for the ``SHARDS`` config key. Every row lands in one shard:
+    ``split(equal=True)`` would drop the remainder of an uneven division. Refs, not datasets: a
+    worker then only fetches objects, and never runs Ray Data while the workers hold every CPU
+    (which warns that the dataset job will hang)."""
     total = rows.count()
-    return rows.split_at_indices([total * i // workers for i in range(1, workers)])
+    return [part.to_arrow_refs() for part in rows.split_at_indices([total * i // workers for i in range(1, workers)])]
 
 
 def shard_matrices(config: dict[str, Any], max_bin: int | None = None) -> tuple[xgb.QuantileDMatrix, ...]:
@@ -57,7 +59,7 @@ def shard_matrices(config: dict[str, Any], max_bin: int | None = None) -> tuple[
     straight from the Arrow blocks' float32 copy, no pandas frame; the validation matrix shares
     the training bins); ``max_bin`` must be the booster's."""
     names, shard = config["feature_names"], config[SHARDS][ray.train.get_context().get_world_rank()]
-    blocks = [block for block in ray.get(shard.to_arrow_refs()) if block.num_rows]
+    blocks = [block for block in ray.get(shard) if block.num_rows]
     if not blocks:
         raise ValueError("this training worker received no rows: use fewer workers for so few rows")
     table = pa.concat_tables(blocks)
