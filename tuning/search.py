@@ -16,7 +16,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from features.feature_set import FeatureSet
 from ray_jobs.ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
-from ray_jobs.ml.trainer import booster_params, make_trainer
+from ray_jobs.ml.trainer import booster_params, make_trainer, shards
 from ray_jobs.settings import Settings
 
 METRIC = "validation-auc"
@@ -51,17 +51,18 @@ def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, name
     params = booster_params({**fixed["params"], **config}, fixed["threads"], scale_pos_weight(y), fixed["seed"])
     dtrain = xgb.QuantileDMatrix(X, label=y, feature_names=names, max_bin=params.get("max_bin"))
     dvalid = xgb.QuantileDMatrix(Xv, label=yv, feature_names=names, max_bin=params.get("max_bin"), ref=dtrain)
-    xgb.train(params, dtrain, num_boost_round=fixed["num_boost_round"], evals=[(dtrain, "train"), (dvalid, "validation")],
+    xgb.train(params, dtrain, num_boost_round=fixed["num_boost_round"],
+              evals=[(dtrain, "train"), (dvalid, "validation")],
               early_stopping_rounds=fixed["early_stopping_rounds"], verbose_eval=False,
               callbacks=[_ReportEveryN(fixed["report_every"])])
 
 
-def distributed_trial(config: dict[str, Any], rows: "ray.data.Dataset", names: list[str],  # noqa: F821
+def distributed_trial(config: dict[str, Any], worker_shards: list[list[ray.ObjectRef]], names: list[str],
                       fixed: dict[str, Any]) -> None:
-    """One trial: a Ray Train run whose reports flow back to Tune."""
+    """One trial: a Ray Train run on the search's worker shards whose reports flow back to Tune."""
     settings: Settings = fixed["settings"]
     t = settings.train
-    make_trainer(rows, names, {**t.params, **config}, t, fixed["pos_weight"], RunConfig(
+    make_trainer(worker_shards, names, {**t.params, **config}, t, fixed["pos_weight"], RunConfig(
         name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
         storage_path=str((settings.state_dir / "ray_results").absolute()),
         # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
@@ -78,7 +79,8 @@ def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  
     names = features.names
     if s.distributed_trials:
         fixed = {"settings": settings, "pos_weight": dataset_pos_weight(rows)}
-        trainable = tune.with_parameters(distributed_trial, rows=rows, names=names, fixed=fixed)
+        trainable = tune.with_parameters(distributed_trial, worker_shards=shards(rows, t.num_workers),
+                                         names=names, fixed=fixed)
         # The trial driver only waits: no CPU (its Train run reserves its workers' CPUs itself), but
         # Tune refuses an empty bundle, so a token of memory. As many trials at once as Train runs fit.
         resources = tune.PlacementGroupFactory([{"memory": 2**20}])

@@ -114,14 +114,15 @@ class TrainOutcome:
     rounds: int
 
 
-def make_trainer(rows: "ray.data.Dataset", names: list[str], params: dict[str, Any],  # noqa: F821
+def make_trainer(worker_shards: list[list[ray.ObjectRef]], names: list[str], params: dict[str, Any],
                  settings: TrainSettings, pos_weight: float, run_config: RunConfig) -> XGBoostTrainer:
     """The XGBoostTrainer of one run (``fit``'s, or a Tune trial's): ``settings.num_workers``
-    workers, each training on its shard of ``rows`` (materialised) with the worker loop above."""
+    workers, each training on its shard of ``worker_shards`` (from ``shards``: split once, shared
+    by every trial of a search) with the worker loop above."""
     threads = max(1, math.ceil(settings.cpus_per_worker))
     config = {
         "feature_names": names,
-        SHARDS: shards(rows, settings.num_workers),
+        SHARDS: worker_shards,
         "params": booster_params(params, threads, pos_weight, settings.seed),
         "num_boost_round": settings.num_boost_round,
         "early_stopping_rounds": settings.early_stopping_rounds,
@@ -140,7 +141,7 @@ def fit(rows: "ray.data.Dataset", features: FeatureSet, params: dict[str, Any], 
         settings: TrainSettings, storage_path: Path, name: str, pos_weight: float) -> TrainOutcome:
     """Train on the train rows of ``rows`` (a dataset with a ``SPLIT`` column), stop early on its
     validation rows, with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
-    trainer = make_trainer(rows, features.names, params, settings, pos_weight, RunConfig(
+    trainer = make_trainer(shards(rows, settings.num_workers), features.names, params, settings, pos_weight, RunConfig(
         name=name,
         storage_path=str(storage_path.absolute()),
         failure_config=FailureConfig(max_failures=settings.max_failures),
