@@ -16,7 +16,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from features.feature_set import FeatureSet
 from ray_jobs.ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
-from ray_jobs.ml.trainer import booster_params, make_trainer, shards
+from ray_jobs.ml.trainer import WorkerShards, booster_params, make_trainer, shards
 from ray_jobs.settings import Settings
 
 METRIC = "validation-auc"
@@ -57,7 +57,7 @@ def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, name
               callbacks=[_ReportEveryN(fixed["report_every"])])
 
 
-def distributed_trial(config: dict[str, Any], worker_shards: list[list[ray.ObjectRef]], names: list[str],
+def distributed_trial(config: dict[str, Any], worker_shards: WorkerShards, names: list[str],
                       fixed: dict[str, Any]) -> None:
     """One trial: a Ray Train run on the search's worker shards whose reports flow back to Tune."""
     settings: Settings = fixed["settings"]

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 SHARDS = "shards"
 """Loop-config key of the workers' shards (by world rank) of the training and validation rows,
 told apart by ``SPLIT``."""
+WorkerShards = list[list[ray.ObjectRef]]
+"""Per worker (by world rank), the refs of its shard's Arrow blocks: what ``shards`` returns."""
 
 
 def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed: int) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def booster_params(params: dict[str, Any], threads: int, pos_weight: float, seed
             "nthread": threads, "scale_pos_weight": pos_weight, "seed": seed}
 
 
-def shards(rows: "ray.data.Dataset", workers: int) -> list[list[ray.ObjectRef]]:  # noqa: F821
+def shards(rows: "ray.data.Dataset", workers: int) -> WorkerShards:  # noqa: F821
     """``rows`` (materialised) in ``workers`` shards whose row counts differ by at most one, each
     as the refs of its Arrow blocks, for the ``SHARDS`` config key. Every row lands in one shard:
     ``split(equal=True)`` would drop the remainder of an uneven division. Refs, not datasets: a
@@ -114,7 +116,7 @@ class TrainOutcome:
     rounds: int
 
 
-def make_trainer(worker_shards: list[list[ray.ObjectRef]], names: list[str], params: dict[str, Any],
+def make_trainer(worker_shards: WorkerShards, names: list[str], params: dict[str, Any],
                  settings: TrainSettings, pos_weight: float, run_config: RunConfig) -> XGBoostTrainer:
     """The XGBoostTrainer of one run (``fit``'s, or a Tune trial's): ``settings.num_workers``
     workers, each training on its shard of ``worker_shards`` (from ``shards``: split once, shared
