@@ -8,7 +8,10 @@ import time
 import pytest
 import ray
 from ray.util import placement_group_table
+from ray.util.state import list_actors
 
+import tuning.search
+from ray_jobs.ml.trainer import shards
 from ray_jobs.ml.training import split_datasets
 from ray_jobs.runtime import ray_session
 from ray_jobs.settings import Settings
@@ -18,17 +21,27 @@ from conftest import synthetic_customers, write_snapshot
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
-def test_distributed_trials_run_one_after_another_and_free_their_workers(tmp_path):
+def test_every_local_session_serves_the_state_api_ray_train_watches(tmp_path):
+    # Ray Train's placement-group cleaner asks the state API about its controller in every run
+    ray.shutdown()
+    with ray_session(Settings(state_dir=tmp_path, ray_num_cpus=2)):  # single-worker trials, the default
+        assert isinstance(list_actors(), list)
+
+
+def test_distributed_trials_run_one_after_another_and_free_their_workers(tmp_path, monkeypatch):
     settings = Settings(state_dir=tmp_path, ray_num_cpus=2,
                         train={"num_workers": 2, "cpus_per_worker": 1, "num_boost_round": 40, "report_every": 10,
                                "cv_folds": 0},
                         tune={"distributed_trials": True, "grace_reports": 1})
     frame, features = synthetic_customers(4_000)
     ray.shutdown()  # the earlier modules' shared cluster: this one starts as `churn tune` does
+    splits = []
+    monkeypatch.setattr(tuning.search, "shards", lambda *a: splits.append(a) or shards(*a))
     with ray_session(settings):
         rows, _ = split_datasets(write_snapshot(settings, frame, features), settings)
         results = search(settings, rows, features, trials=3)
         assert len(results) == 3 and not results.errors
+        assert len(splits) == 1, "the trials share one split of the rows into worker shards"
         for result in results:
             assert METRIC in result.metrics_dataframe, "each trial reports the validation AUC"
         best = results.get_best_result(metric=METRIC, mode="max", scope="all").metrics_dataframe[METRIC].max()
