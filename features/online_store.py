@@ -32,12 +32,11 @@ from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import redis
-import redis.asyncio as aredis
-from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from features.feature_set import FeatureSet
+from features.pipelined_redis import PipelinedRedis, RedisCallError, Reply
 from ray_jobs.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -426,8 +425,9 @@ class RedisOnlineStore(OnlineStore):
 
 
 class RedisOnlineReader(OnlineReader):
-    """The serving side on Redis: an asyncio client with a connection pool. Redis down fails fast
-    (StoreUnavailable, no retry; the pool reconnects by itself when Redis is back); a read that
+    """The serving side on Redis: one pipelined connection per reader (``PipelinedRedis``: every
+    concurrent read shares it, the cheapest way to Redis from one event loop). Redis down fails
+    fast (StoreUnavailable, no retry; the next read reconnects when Redis is back); a read that
     times out is tried once more on a fresh connection, since on a busy node a stalled moment
     (a fork, a starved process) is far more likely than a dead server."""
 
@@ -435,14 +435,7 @@ class RedisOnlineReader(OnlineReader):
         cfg = settings.online
         self.keys = _Keys(cfg.namespace)
         self.ttl_s = cfg.pointer_ttl_s
-        # A burst beyond max_connections waits for a free connection (up to the socket timeout)
-        # instead of failing: the default pool raises "Too many connections" at once.
-        pool = aredis.BlockingConnectionPool.from_url(
-            settings.effective_redis_url, max_connections=cfg.max_connections, timeout=cfg.socket_timeout_s,
-            socket_timeout=cfg.socket_timeout_s, socket_connect_timeout=cfg.socket_timeout_s,
-            retry=AsyncRetry(NoBackoff(), 1, supported_errors=(redis.TimeoutError,)), health_check_interval=0,
-        )
-        self.client = aredis.Redis.from_pool(pool)
+        self.client = PipelinedRedis(settings.effective_redis_url, cfg.socket_timeout_s)
         self._live: Optional[OnlineVersion] = None
         self._checked_at = 0.0
         self._metas: dict[str, OnlineVersion] = {}  # a version's metadata never changes but its state
@@ -450,17 +443,15 @@ class RedisOnlineReader(OnlineReader):
     async def live(self, refresh: bool = False) -> OnlineVersion:
         if not refresh and self._live is not None and time.monotonic() - self._checked_at < self.ttl_s:
             return self._live
-        try:
-            version = _decoded(await self.client.get(self.keys.live))
-            if version is None:
-                raise NoLiveVersion("no online features yet: run `churn materialize`")
-            if version not in self._metas:
-                meta = await self.client.hgetall(self.keys.meta(version))
-                if not meta:
-                    raise NoLiveVersion(f"the live pointer names version {version}, which does not exist")
-                self._metas = {version: _version_from_meta(version, meta)}  # keep one: versions come and go
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"feature store unreachable: {exc}") from exc
+        version = _decoded(await self._call("GET", self.keys.live))
+        if version is None:
+            raise NoLiveVersion("no online features yet: run `churn materialize`")
+        if version not in self._metas:
+            fields = await self._call("HGETALL", self.keys.meta(version))
+            if not fields:
+                raise NoLiveVersion(f"the live pointer names version {version}, which does not exist")
+            meta = dict(zip(fields[::2], fields[1::2]))
+            self._metas = {version: _version_from_meta(version, meta)}  # keep one: versions come and go
         self._live, self._checked_at = self._metas[version], time.monotonic()
         return self._live
 
@@ -475,16 +466,16 @@ class RedisOnlineReader(OnlineReader):
         return FeatureRows(version, values, found)
 
     async def ping(self) -> None:
-        try:
-            await self.client.ping()
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"feature store unreachable: {exc}") from exc
+        await self._call("PING")
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.client.close()
 
     async def _mget(self, version: OnlineVersion, ids: Sequence[str]) -> list[Optional[bytes]]:
+        return await self._call("MGET", *self.keys.vectors(version.id, ids))
+
+    async def _call(self, *args: str | bytes) -> Reply:
         try:
-            return await self.client.mget(self.keys.vectors(version.id, ids))
-        except redis.RedisError as exc:
+            return await self.client.execute(*args)
+        except RedisCallError as exc:
             raise StoreUnavailable(f"feature store unreachable: {exc}") from exc

@@ -51,7 +51,7 @@ STOP_TIMEOUT_S = 30.0
 # everything else on the machine: for a service whose replicas ARE the workload that made every
 # burst of the raylet, the dashboard agent or the load generator a latency spike. HAProxy's
 # per-request metrics are parsed in Python by its manager actor (CPU taken from the replicas);
-# the app records its own latency histogram (serve_app/metrics.py).
+# each replica records every request in Serve's own latency histogram (serve_app/metrics.py).
 CLUSTER_FLAGS = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",

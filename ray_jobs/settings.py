@@ -210,8 +210,7 @@ class OnlineStoreSettings(BaseModel):
         None, gt=0, description="Ray Data blocks, each read and written by one task; default: the cluster's CPUs.")
     pointer_ttl_s: float = Field(
         1.0, gt=0, description="Readers re-read the live-version pointer at most this often (and on a miss).")
-    socket_timeout_s: float = Field(0.5, gt=0, description="Reader timeout per Redis call (then 503).")
-    max_connections: int = Field(64, gt=0, description="Reader connection-pool size per process.")
+    socket_timeout_s: float = Field(0.5, gt=0, description="Reader timeout per Redis call (tried once more, then 503).")
     verify_sample: int = Field(1_000, ge=0, description="Random customers checked to exist before a flip.")
 
 

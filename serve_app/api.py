@@ -25,7 +25,6 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from features.online_store import NoLiveVersion, OnlineStoreError, SchemaMismatch, StoreUnavailable
-from serve_app.metrics import LatencyMiddleware, ServiceMetrics
 from serve_app.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest
 from serve_app.service import CustomerNotFound, Outcome, PredictionService, ScoringRequest, elapsed_ms
 
@@ -43,7 +42,7 @@ _UNAVAILABLE = {
 }
 
 
-def create_api(service: PredictionService, score_one: ScoreOne, metrics: ServiceMetrics) -> FastAPI:
+def create_api(service: PredictionService, score_one: ScoreOne) -> FastAPI:
     app = FastAPI(title="Churn prediction", version="1", summary="Churn risk of a customer, with its reasons.")
     settings = service.settings
     api_key = settings.serve.api_key
@@ -105,7 +104,6 @@ def create_api(service: PredictionService, score_one: ScoreOne, metrics: Service
 
     app.openapi = lambda: _openapi(app, service)  # type: ignore[method-assign]
     app.add_middleware(PredictFastPath, predict=predict_one, api_key=api_key, handlers=app.exception_handlers)
-    app.add_middleware(LatencyMiddleware, metrics=metrics)
     return app
 
 

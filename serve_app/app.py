@@ -34,15 +34,14 @@ class Predictor:
     async def __init__(self) -> None:
         logs.configure()
         settings = get_settings()
-        self.metrics = ServiceMetrics(RayInstruments())
-        self.service = await PredictionService.start(settings, self.metrics)
+        self.service = await PredictionService.start(settings, ServiceMetrics(RayInstruments()))
         self.batching = settings.serve.max_batch_size > 1
         self.score_batched.set_max_batch_size(settings.serve.max_batch_size)
         self.score_batched.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         score_one = self.score_batched if self.batching else self.service.score_one
-        return create_api(self.service, score_one, self.metrics)
+        return create_api(self.service, score_one)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)
     async def score_batched(self, requests: list[ScoringRequest]) -> list[Outcome]:

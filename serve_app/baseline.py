@@ -1,6 +1,7 @@
 """The same API and handler logic in a bare uvicorn process, without Ray: the benchmark's
 baseline. Each request is scored on its own (no ``@serve.batch``); metrics are plain
-prometheus_client series at ``/metrics``.
+prometheus_client series at ``/metrics``, request latency included (``LatencyMiddleware``: under
+Serve, Serve records it).
 
     uvicorn serve_app.baseline:create --factory --port 8001
 """
@@ -12,11 +13,12 @@ from typing import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.responses import Response
+from starlette.types import ASGIApp
 
 from ray_jobs import logs
 from ray_jobs.settings import get_settings
 from serve_app.api import create_api
-from serve_app.metrics import PrometheusInstruments, ServiceMetrics
+from serve_app.metrics import LatencyMiddleware, PrometheusInstruments, ServiceMetrics
 from serve_app.service import PredictionService
 
 
@@ -25,14 +27,14 @@ def create() -> FastAPI:
     logs.configure()
     instruments = PrometheusInstruments()
     metrics = ServiceMetrics(instruments)
-    holder: dict[str, FastAPI] = {}
+    holder: dict[str, ASGIApp] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service = await PredictionService.start(get_settings(), metrics)
-        api = create_api(service, service.score_one, metrics)
+        api = create_api(service, service.score_one)
         api.add_route("/metrics", lambda _: Response(instruments.exposition(), media_type="text/plain"))
-        holder["api"] = api
+        holder["api"] = LatencyMiddleware(api, instruments)
         # What Serve does for its replicas after start-up (RAY_SERVE_FREEZE_GC_ON_STARTUP): take the
         # objects loaded so far out of the collector's reach. Without it every full collection
         # walks millions of them: 200 ms pauses under load here.

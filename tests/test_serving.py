@@ -219,7 +219,7 @@ def local_api(stack):
     async def make():
         metrics = ServiceMetrics(PrometheusInstruments())
         service = await PredictionService.start(settings, metrics)
-        return service, create_api(service, service.score_one, metrics)
+        return service, create_api(service, service.score_one)
 
     return settings, make
 

@@ -1,0 +1,115 @@
+"""The pipelined Redis client of the serving path, against a real redis-server: replies reach
+their callers in order under concurrency, a cancelled caller shifts nothing, concurrent commands
+leave in one write, error replies and bad passwords are errors that say so, a stalled server
+drops the connection."""
+from __future__ import annotations
+
+import asyncio
+import shutil
+from pathlib import Path
+
+import pytest
+import redis
+
+from _online import PASSWORD, running_redis
+from features.pipelined_redis import PipelinedRedis, RedisCallError, RedisReplyError
+
+pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with running_redis(tmp_path_factory.mktemp("pipelined-redis")) as server:
+        redis.Redis.from_url(server.settings.effective_redis_url).mset({f"k{i}": f"v{i}" for i in range(1000)})
+        yield server
+
+
+@pytest.fixture
+def url(server) -> str:
+    return server.settings.effective_redis_url
+
+
+def run(scenario):
+    return asyncio.run(scenario())
+
+
+def test_concurrent_commands_get_their_own_replies_from_one_write(url, monkeypatch):
+    async def scenario():
+        client = PipelinedRedis(url, timeout_s=2)
+        await client.execute("PING")
+        writes = []
+        transport = client._connection._transport
+        original = transport.write
+        monkeypatch.setattr(transport, "write", lambda data: (writes.append(data), original(data)))
+        replies = await asyncio.gather(*(client.execute("MGET", f"k{i}", f"k{999 - i}", "absent") for i in range(500)))
+        await client.close()
+        return replies, writes
+
+    replies, writes = run(scenario)
+    assert replies == [[f"v{i}".encode(), f"v{999 - i}".encode(), None] for i in range(500)]
+    assert len(writes) == 1, "commands issued in one loop iteration leave together"
+
+
+def test_a_cancelled_caller_does_not_shift_the_replies_of_others(url):
+    async def scenario():
+        client = PipelinedRedis(url, timeout_s=2)
+        first = asyncio.ensure_future(client.execute("GET", "k1"))
+        second = asyncio.ensure_future(client.execute("GET", "k2"))
+        await asyncio.sleep(0)
+        first.cancel()
+        got = await second, await client.execute("GET", "k3")
+        await client.close()
+        return got
+
+    assert run(scenario) == (b"v2", b"v3")
+
+
+def test_error_replies_and_a_wrong_password_say_what_redis_said(url):
+    async def scenario():
+        client = PipelinedRedis(url, timeout_s=2)
+        with pytest.raises(RedisReplyError, match="WRONGTYPE"):
+            await client.execute("HGETALL", "k1")
+        assert await client.execute("GET", "k1") == b"v1", "the connection is still usable after an error reply"
+        await client.close()
+        intruder = PipelinedRedis(url.replace(PASSWORD, "wrong"), timeout_s=2)
+        with pytest.raises(RedisReplyError, match="WRONGPASS|invalid"):
+            await intruder.execute("GET", "k1")
+        await intruder.close()
+
+    run(scenario)
+
+
+def test_a_stalled_server_drops_the_connection_and_nothing_waits_forever(url):
+    admin = redis.Redis.from_url(url)
+
+    async def scenario():
+        client = PipelinedRedis(url, timeout_s=0.2)
+        await client.execute("PING")
+        first = client._connection
+        admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(TimeoutError, match="no reply from Redis within 0.2 s"):
+            await asyncio.gather(*(client.execute("GET", f"k{i}") for i in range(10)))
+        assert 0.35 < loop.time() - started < 0.9, "one timeout, then one more try on a fresh connection"
+        assert first.closed
+        await asyncio.sleep(1.0)
+        assert await client.execute("GET", "k7") == b"v7"
+        assert client._connection is not first, "reconnected"
+        await client.close()
+
+    run(scenario)
+
+
+def test_redis_down_is_a_connection_error_at_once(tmp_path: Path):
+    from ray_jobs.serve import free_port
+
+    async def scenario():
+        client = PipelinedRedis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=2)
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ConnectionError, match="cannot connect to Redis"):
+            await client.execute("PING")
+        assert asyncio.get_running_loop().time() - started < 0.5
+        assert issubclass(ConnectionError, RedisCallError[0])
+
+    run(scenario)
