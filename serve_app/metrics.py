@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Protocol
 
 LATENCY_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000]
 ROUTES = frozenset({"/v1/predict", "/v1/predict/batch", "/readyz", "/healthz"})
+FLUSH_S = 1.0
 
 
 class Instrument(Protocol):
@@ -87,9 +88,12 @@ class PrometheusInstruments:
 
 
 class ServiceMetrics:
-    """The service's series, on any ``Instruments``."""
+    """The service's series, on any ``Instruments``. Predictions are tallied in the process and
+    handed to the library by ``flush``, which the service calls every ``FLUSH_S``: a Ray counter
+    increment per batch was 2.5% of a replica's CPU."""
 
     def __init__(self, instruments: Instruments) -> None:
+        self._scored: Tally[str] = Tally()
         self.predictions = instruments.counter(
             "churn_predictions", "Customers scored, by risk segment.", ("segment",))
         self.misses = instruments.counter(
@@ -100,7 +104,11 @@ class ServiceMetrics:
             "churn_model_version", "Registry version of the model being served.", ())
 
     def scored(self, segments: Iterable[str]) -> None:
-        for segment, n in Tally(segments).items():
+        self._scored.update(segments)
+
+    def flush(self) -> None:
+        pending, self._scored = self._scored, Tally()
+        for segment, n in pending.items():
             self.predictions.record(n, {"segment": segment})
 
     def missed(self, n: int) -> None:

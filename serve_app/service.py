@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
@@ -15,7 +15,7 @@ from features.online_store import (
     FeatureRows, OnlineReader, OnlineStoreError, RedisOnlineReader, SchemaMismatch, StoreUnavailable,
 )
 from ray_jobs.settings import Settings
-from serve_app.metrics import ServiceMetrics
+from serve_app.metrics import FLUSH_S, ServiceMetrics
 from serve_app.model import ModelWatcher, ServingModel, load_model
 from serve_app.schemas import PredictRequest
 
@@ -46,6 +46,7 @@ class PredictionService:
         self.reader = reader
         self.metrics = metrics
         self.watcher = ModelWatcher(settings, model, self._compatible, on_swap=lambda m: metrics.model_loaded(m.version))
+        self._flusher: Optional[asyncio.Task] = None
         metrics.model_loaded(model.version)
 
     @classmethod
@@ -54,6 +55,7 @@ class PredictionService:
         model = await asyncio.to_thread(load_model, settings)
         service = cls(settings, RedisOnlineReader(settings), model, metrics)
         service.watcher.start()
+        service._flusher = asyncio.get_running_loop().create_task(service._flush_metrics())
         return service
 
     @property
@@ -107,9 +109,17 @@ class PredictionService:
 
     async def close(self) -> None:
         await self.watcher.stop()
+        if self._flusher:
+            self._flusher.cancel()
+        self.metrics.flush()
         await self.reader.close()
 
     # ---------------------------------------------------------------- helpers
+    async def _flush_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_S)
+            self.metrics.flush()
+
     async def _features(self, model: ServingModel, ids: Sequence[str]) -> FeatureRows:
         try:
             rows = await self.reader.get_many(ids)

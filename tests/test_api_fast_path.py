@@ -8,7 +8,6 @@ import httpx
 from fastapi.responses import JSONResponse
 
 from serve_app.api import PredictFastPath
-from serve_app.metrics import LatencyMiddleware, PrometheusInstruments
 
 
 class Downstream:
@@ -96,18 +95,3 @@ def test_the_api_key_is_checked_before_answering():
     assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "bad"})[0].status_code == 299
     assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "k"})[0].status_code == 200
 
-
-def test_the_baseline_records_each_request_latency_by_route_and_status():
-    """Under uvicorn LatencyMiddleware records what Serve records for its replicas."""
-    instruments = PrometheusInstruments()
-    app = LatencyMiddleware(Downstream(), instruments)
-
-    async def run() -> None:
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://t") as http:
-            await http.post("/v1/predict", json={})
-            await http.get("/anything/else")
-
-    asyncio.run(run())
-    exposition = instruments.exposition().decode()
-    assert 'churn_request_latency_ms_count{route="/v1/predict",status="299"} 1.0' in exposition
-    assert 'churn_request_latency_ms_count{route="other",status="299"} 1.0' in exposition
