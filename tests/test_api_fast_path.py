@@ -94,4 +94,3 @@ def test_the_api_key_is_checked_before_answering():
     assert call("POST", "/v1/predict", api_key="k", json=body)[0].status_code == 299
     assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "bad"})[0].status_code == 299
     assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "k"})[0].status_code == 200
-

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from pathlib import Path
 
 import pytest
 import redis
 
 from _online import PASSWORD, running_redis
 from features.pipelined_redis import PipelinedRedis, RedisCallError, RedisReplyError
+from ray_jobs.serve import free_port
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 
@@ -101,9 +101,7 @@ def test_a_stalled_server_drops_the_connection_and_nothing_waits_forever(url):
     run(scenario)
 
 
-def test_redis_down_is_a_connection_error_at_once(tmp_path: Path):
-    from ray_jobs.serve import free_port
-
+def test_redis_down_is_a_connection_error_at_once():
     async def scenario():
         client = PipelinedRedis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=2)
         started = asyncio.get_running_loop().time()

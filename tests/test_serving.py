@@ -18,7 +18,7 @@ from features.online_store import RedisOnlineStore
 from ray_jobs import serve as churn_serve
 from ray_jobs.ml import registry, segments
 from serve_app.api import create_api
-from serve_app.metrics import PrometheusInstruments, ServiceMetrics
+from serve_app.metrics import FLUSH_S, PrometheusInstruments, ServiceMetrics
 from serve_app.service import PredictionService
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
@@ -216,9 +216,8 @@ def local_api(stack):
     })
     publish(settings)
 
-    async def make():
-        metrics = ServiceMetrics(PrometheusInstruments())
-        service = await PredictionService.start(settings, metrics)
+    async def make(instruments=None):
+        service = await PredictionService.start(settings, ServiceMetrics(instruments or PrometheusInstruments()))
         return service, create_api(service, service.score_one)
 
     return settings, make
@@ -237,6 +236,22 @@ def test_api_key_is_required_when_configured(local_api):
             assert (await http.post("/v1/predict", json=body, headers=non_ascii)).status_code == 401
             assert (await http.post("/v1/predict", json=body, headers={"X-API-Key": "s3cret"})).status_code == 200
             assert (await http.get("/healthz")).status_code == 200  # probes need no key
+        await service.close()
+
+    asyncio.run(scenario())
+
+
+def test_predictions_reach_the_metrics_within_a_flush_interval(local_api):
+    _, make = local_api
+    instruments = PrometheusInstruments()
+
+    async def scenario():
+        service, api = await make(instruments)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(api), base_url="http://t",
+                                     headers={"X-API-Key": "s3cret"}) as http:
+            segment = (await http.post("/v1/predict", json={"customer_id": IDS[0]})).json()["risk_segment"]
+            await asyncio.sleep(FLUSH_S * 1.5)
+            assert f'churn_predictions_total{{segment="{segment}"}} 1.0' in instruments.exposition().decode()
         await service.close()
 
     asyncio.run(scenario())
