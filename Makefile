@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test deps system-deps services-up services-down lock bench clean
+.PHONY: demo test lint deps system-deps services-up services-down lock bench clean
 
 deps: system-deps $(STAMP)
 
@@ -69,8 +69,14 @@ demo: deps services-up
 	curl -sS http://127.0.0.1:8000/v1/predict -H 'content-type: application/json' -d "{\"customer_id\": \"$$id\"}"; echo
 	@echo "the service keeps running: churn serve status | churn serve predict ID | churn serve down"
 
-test: deps
+test: deps lint
 	$(BIN)/pytest tests
+
+# The import layers (lint-imports: an upward import fails), lint and import order (ruff), types (mypy).
+lint: deps
+	$(BIN)/lint-imports
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # Benchmarks: each runs our path and its baseline side by side and writes load_tests/results/*.json.
 # The serving one drives load with wrk (installed with apt when root).

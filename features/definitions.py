@@ -7,7 +7,6 @@ the Serve request schema and the README's feature table are all derived from thi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Union
 
 from features.feature_set import FeatureDtype, FeatureSet, FeatureSpec
 from features.sources import SOURCES_BY_NAME
@@ -19,8 +18,8 @@ class WindowAgg:
 
     source: str
     fn: str  # count | sum | mean | max | last | days_since
-    column: Optional[str] = None
-    where: Optional[tuple[str, tuple[str, ...]]] = None  # (column, allowed values)
+    column: str | None = None
+    where: tuple[str, tuple[str, ...]] | None = None  # (column, allowed values)
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class RegionAgg:
 
     source: str
     fn: str  # sum | mean | max | count
-    column: Optional[str] = None
+    column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Ratio:
     denominator: str
 
 
-Compute = Union[WindowAgg, RegionAgg, Attribute, Ratio]
+Compute = WindowAgg | RegionAgg | Attribute | Ratio
 
 
 @dataclass(frozen=True)
@@ -65,14 +64,14 @@ def _categories(source: str, column: str) -> tuple[str, ...]:
 
 
 def _f(name: str, dtype: FeatureDtype, description: str, compute: Compute, *,
-       window: Optional[int] = None, default: Optional[float] = 0.0,
-       categories: Optional[tuple[str, ...]] = None) -> FeatureDefinition:
+       window: int | None = None, default: float | None = 0.0,
+       categories: tuple[str, ...] | None = None) -> FeatureDefinition:
     source = getattr(compute, "source", None) or getattr(compute, "table", None) or "derived"
     return FeatureDefinition(FeatureSpec(name, dtype, description, source, window, default, categories), compute)
 
 
 def _count(name: str, source: str, window: int, description: str,
-           where: Optional[tuple[str, tuple[str, ...]]] = None) -> FeatureDefinition:
+           where: tuple[str, tuple[str, ...]] | None = None) -> FeatureDefinition:
     return _f(name, "int", description, WindowAgg(source, "count", where=where), window=window)
 
 
@@ -109,7 +108,8 @@ DEFINITIONS: tuple[FeatureDefinition, ...] = (
        default=None),
     _f("device_financed", "bool", "Any device on a financing plan", Attribute("device", "financed", "any")),
     # usage
-    _f("data_mb_7d", "float", "Mean daily data use", WindowAgg("usage_daily", "mean", "data_mb"), window=7, default=None),
+    _f("data_mb_7d", "float", "Mean daily data use", WindowAgg("usage_daily", "mean", "data_mb"), window=7,
+       default=None),
     _f("data_mb_30d", "float", "Mean daily data use", WindowAgg("usage_daily", "mean", "data_mb"), window=30,
        default=None),
     _f("voice_min_7d", "float", "Mean daily voice minutes", WindowAgg("usage_daily", "mean", "voice_minutes"),

@@ -9,9 +9,17 @@ import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
 
 FeatureDtype = Literal["float", "int", "bool", "category"]
+
+
+class SchemaMismatch(ValueError):
+    """Two parts disagree on the feature layout (a model and a snapshot, a model and the online
+    features, or stored vectors and the version that should hold them)."""
 
 
 @dataclass(frozen=True)
@@ -20,11 +28,11 @@ class FeatureSpec:
     dtype: FeatureDtype
     description: str
     source: str
-    window_days: Optional[int] = None
-    default: Optional[float] = None
-    categories: Optional[tuple[str, ...]] = None
+    window_days: int | None = None
+    default: float | None = None
+    categories: tuple[str, ...] | None = None
 
-    def encode_category(self, value: Optional[str]) -> float:
+    def encode_category(self, value: str | None) -> float:
         """Stable integer code of a category (its index in ``categories``); NaN when unknown."""
         if value is None or not self.categories or value not in self.categories:
             return math.nan
@@ -64,7 +72,7 @@ class FeatureSet:
         return [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(f).items()} for f in self.features]
 
     @classmethod
-    def from_json(cls, items: list[dict[str, Any]]) -> "FeatureSet":
+    def from_json(cls, items: list[dict[str, Any]]) -> FeatureSet:
         return cls(tuple(
             FeatureSpec(**{**i, "categories": tuple(i["categories"]) if i.get("categories") else None})
             for i in items
@@ -77,3 +85,12 @@ class FeatureSet:
             default = "" if f.default is None else f"{f.default:g}"
             rows.append(f"| `{f.name}` | {f.dtype} | {window} | {f.source} | {default} | {f.description} |")
         return "\n".join(rows)
+
+
+def feature_matrix(table: pa.Table, names: list[str]) -> np.ndarray:
+    """Row-major float32 matrix of the named columns of an Arrow table (nulls become NaN,
+    XGBoost's missing): the one copy of the features that training, scoring and loads use."""
+    X = np.empty((table.num_rows, len(names)), dtype=np.float32)
+    for j, name in enumerate(names):
+        X[:, j] = table.column(name).cast(pa.float32()).to_numpy()
+    return X

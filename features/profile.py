@@ -5,9 +5,13 @@ reference distribution that drift reports compare against.
 """
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ray.data import Dataset
 
 _SAMPLE_PER_BATCH = 2_000
 _QUANTILES = [0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99]
@@ -30,24 +34,25 @@ def _batch_stats(batch: dict[str, np.ndarray], columns: list[str]) -> dict[str, 
     return out
 
 
-def profile(ds: "ray.data.Dataset", columns: list[str]) -> dict[str, dict[str, Any]]:  # noqa: F821
+def profile(ds: Dataset, columns: list[str]) -> dict[str, dict[str, Any]]:
     """count, missing rate, mean, std, min, max and quantiles (from a sample) per column."""
-    parts = ds.map_batches(_batch_stats, fn_kwargs={"columns": columns}, batch_format="numpy",
-                           batch_size=100_000).take_all()
+    parts = ds.map_batches(cast("Callable[[Any], Any]", _batch_stats), fn_kwargs={"columns": columns},
+                           batch_format="numpy", batch_size=100_000).take_all()
     rows = sum(int(p["rows"]) for p in parts)
     result = {}
     for c in columns:
         n = sum(int(p[f"{c}|n"]) for p in parts)
         total = sum(float(p[f"{c}|sum"]) for p in parts)
         sq = sum(float(p[f"{c}|sq"]) for p in parts)
-        sample = np.concatenate([np.asarray(p[f"{c}|sample"], dtype="float64") for p in parts]) if parts else np.array([])
+        samples = [np.asarray(p[f"{c}|sample"], dtype="float64") for p in parts]
+        sample = np.concatenate(samples) if samples else np.array([])
         sample = sample[~np.isnan(sample)]
         mean = total / n if n else None
         result[c] = {
             "count": n,
             "missing_rate": (rows - n) / rows if rows else 0.0,
             "mean": mean,
-            "std": float(np.sqrt(max(sq / n - mean ** 2, 0.0))) if n else None,
+            "std": float(np.sqrt(max(sq / n - (total / n) ** 2, 0.0))) if n else None,
             "min": min(float(p[f"{c}|min"]) for p in parts) if n else None,
             "max": max(float(p[f"{c}|max"]) for p in parts) if n else None,
             "quantiles": dict(zip(map(str, _QUANTILES), np.quantile(sample, _QUANTILES).tolist()))

@@ -5,19 +5,20 @@ import datetime as dt
 import logging
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
 
+from core import storage
+from core.provenance import code_version, fingerprint
+from core.settings import Settings
 from features import validation
 from features.definitions import FEATURES
 from features.profile import profile
-from features.snapshot import Snapshot, code_version, fingerprint, laid_out, publish
+from features.snapshot import Snapshot, laid_out, publish
 from features.sources import SOURCES, Source
 from features.spark_features import build_features
 from features.spark_session import spark_path
-from ray_jobs import storage
-from ray_jobs.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -57,7 +58,7 @@ def _raw_fingerprint(raw_uri: str) -> str:
     return fingerprint(files)
 
 
-def _validate_sources(spark: "SparkSession", raw_uri: str, sources: tuple[Source, ...]):
+def _validate_sources(spark: SparkSession, raw_uri: str, sources: tuple[Source, ...]):
     """Validated tables, their reports, and the union of quarantined rows."""
     tables, reports, quarantine = {}, [], None
     for source in sources:
@@ -75,7 +76,7 @@ def _validate_sources(spark: "SparkSession", raw_uri: str, sources: tuple[Source
     return tables, reports, quarantine
 
 
-def run(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
+def run(spark: SparkSession, settings: Settings, raw_uri: str, as_of: dt.date,
         horizon_days: int = 30, scoring: bool = False) -> EtlResult:
     """Validate every raw source, build features at ``as_of`` and publish the snapshot.
 
@@ -90,7 +91,7 @@ def run(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
     first, last = data_window(raw_uri)
     if not first <= as_of <= last:
         raise EtlError(f"as-of date {as_of} is outside the raw data window {first}..{last}")
-    horizon: Optional[int] = None if scoring else horizon_days
+    horizon: int | None = None if scoring else horizon_days
     if horizon is not None and as_of + dt.timedelta(days=horizon) > last:
         raise EtlError(f"a {horizon}-day label after {as_of} needs data up to {as_of + dt.timedelta(days=horizon)}, "
                        f"but the raw data ends on {last}; choose an earlier --as-of or use --scoring")
@@ -132,7 +133,9 @@ def run(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
     return EtlResult(snapshot, built, time.perf_counter() - started)
 
 
-def _label_rate(features: "DataFrame") -> float:
+def _label_rate(features: DataFrame) -> float:
     from pyspark.sql import functions as F
 
-    return float(features.agg(F.avg("label")).first()[0])
+    row = features.agg(F.avg("label")).first()
+    assert row is not None
+    return float(row[0])

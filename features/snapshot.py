@@ -10,22 +10,21 @@ Layout under ``<data>/snapshots/``::
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
+from core import outputs, storage
+from core.settings import Settings
 from features.feature_set import FeatureSet
-from ray_jobs import runs, storage
-from ray_jobs.settings import Settings
 
 if TYPE_CHECKING:
+    import pandas as pd
     from pyspark.sql import DataFrame
+    from ray.data import Dataset
 
-LATEST, SUCCESS = runs.LATEST, runs.SUCCESS
+LATEST, SUCCESS = outputs.LATEST, outputs.SUCCESS
 MANIFEST = "manifest.json"
 PART_ROWS = 250_000
 
@@ -38,26 +37,11 @@ def snapshots_root(settings: Settings) -> str:
     return storage.join(settings.data_uri, "snapshots")
 
 
-def laid_out(features: "DataFrame", rows: int) -> "DataFrame":
+def laid_out(features: DataFrame, rows: int) -> DataFrame:
     """The snapshot's rows in parts of about ``PART_ROWS`` (partitions merged, not shuffled): the
     Parquet files written and the blocks handed to Ray Data. Few parts matter for the hand-off:
     each is one Ray task, and on a small node each may wait for a worker process to start."""
     return features.coalesce(max(1, rows // PART_ROWS))
-
-
-def fingerprint(*parts: Any) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:10]
-
-
-def code_version() -> str:
-    """``git describe`` of this checkout (``-dirty`` with uncommitted changes), read from the code's
-    own folder so the working directory does not matter; "unknown" outside a checkout."""
-    try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], capture_output=True, text=True,
-                             timeout=10, cwd=Path(__file__).resolve().parent)
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else "unknown"
 
 
 @dataclass(frozen=True)
@@ -81,10 +65,10 @@ class Snapshot:
     def has_label(self) -> bool:
         return bool(self.manifest.get("label"))
 
-    def read(self, **kwargs: Any) -> "ray.data.Dataset":  # noqa: F821
+    def read(self, **kwargs: Any) -> Dataset:
         """The snapshot as a Ray Dataset, through Ray Data's first Parquet reader: the default
-        (v2) first lists and samples the files through read tasks of its own, 30-45 s on a busy
-        2-CPU node against ~2 s here, and a full scan of a snapshot needs none of its pushdowns."""
+        (v2) first lists and samples the files through read tasks of its own, slow to start on a
+        busy small node, and a full scan of a snapshot needs none of its pushdowns."""
         import ray.data
 
         context = ray.data.DataContext.get_current()
@@ -94,7 +78,7 @@ class Snapshot:
         finally:
             context.use_datasource_v2 = before
 
-    def to_pandas(self) -> "pandas.DataFrame":  # noqa: F821
+    def to_pandas(self) -> pd.DataFrame:
         import pyarrow.parquet as pq
 
         fs, path = storage.resolve(self.data_uri)
@@ -104,8 +88,8 @@ class Snapshot:
 def open_snapshot(settings: Settings, ref: str = "latest") -> Snapshot:
     """A complete snapshot by id, by ``latest``, or by full URI."""
     try:
-        found = runs.resolve(snapshots_root(settings), ref, "snapshot", hint=": run `churn etl` first")
-    except runs.RunNotFound as exc:
+        found = outputs.resolve(snapshots_root(settings), ref, "snapshot", hint=": run `churn etl` first")
+    except outputs.OutputNotFound as exc:
         raise SnapshotNotFound(str(exc)) from None
     return Snapshot(found.id, found.uri)
 
@@ -114,6 +98,6 @@ def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[st
     """Build a snapshot with ``write(tmp_uri) -> manifest`` and move it into place atomically,
     then point LATEST at it. An existing complete snapshot with this id is reused (ids are
     content fingerprints). Returns the snapshot and whether it was built now."""
-    published, _ = runs.publish_summarised(snapshots_root(settings), snapshot_id,
+    published, _ = outputs.publish_summarised(snapshots_root(settings), snapshot_id,
                                            lambda tmp: {"id": snapshot_id, **write(tmp)}, MANIFEST)
     return Snapshot(snapshot_id, published.uri), published.built

@@ -10,7 +10,7 @@ column says when the event happened, which can be earlier (late-arriving records
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Literal
 
 REGIONS = ("north", "south", "east", "west", "central")
 PLAN_TIERS = ("basic", "standard", "premium", "unlimited")
@@ -27,9 +27,9 @@ class Column:
     name: str
     dtype: Dtype
     nullable: bool = False
-    min: Optional[float] = None
-    max: Optional[float] = None
-    allowed: Optional[tuple[str, ...]] = None
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
 
     @property
     def numeric(self) -> bool:
@@ -44,7 +44,7 @@ class Source:
     format: Format
     columns: tuple[Column, ...]
     key: tuple[str, ...]
-    event_time: Optional[str] = None
+    event_time: str | None = None
     max_defect_rate: float = 0.05
 
     @property

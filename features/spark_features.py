@@ -8,20 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
-from features.definitions import DEFINITIONS, Attribute, FeatureDefinition, RegionAgg, Ratio, WindowAgg
+from core.schema import AS_OF, CUSTOMER_ID, LABEL
+from features.definitions import DEFINITIONS, Attribute, FeatureDefinition, Ratio, RegionAgg, WindowAgg
 from features.validation import ARRIVAL
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
 
-CUSTOMER_ID = "customer_id"
-LABEL = "label"
-AS_OF = "as_of"
-
-
-def _known_events(df: "DataFrame", time_col: str, as_of: dt.date, max_window: int) -> "DataFrame":
+def _known_events(df: DataFrame, time_col: str, as_of: dt.date, max_window: int) -> DataFrame:
     from pyspark.sql import functions as F
 
     end = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
@@ -30,7 +26,7 @@ def _known_events(df: "DataFrame", time_col: str, as_of: dt.date, max_window: in
                      & (F.col(ARRIVAL) <= F.lit(as_of)))
 
 
-def _window_expr(d: FeatureDefinition, time_col: str, as_of: dt.date) -> "Column":
+def _window_expr(d: FeatureDefinition, time_col: str, as_of: dt.date) -> Column:
     """One aggregate expression for a windowed feature (the window is a condition, so every
     window of a source is computed in a single pass)."""
     from pyspark.sql import functions as F
@@ -54,7 +50,8 @@ def _window_expr(d: FeatureDefinition, time_col: str, as_of: dt.date) -> "Column
     return exprs[agg.fn]().cast("double").alias(d.spec.name)
 
 
-def _grouped(definitions: list[FeatureDefinition], kind: type) -> dict[str, list[FeatureDefinition]]:
+def _grouped(definitions: list[FeatureDefinition],
+             kind: type[WindowAgg | RegionAgg]) -> dict[str, list[FeatureDefinition]]:
     groups: dict[str, list[FeatureDefinition]] = defaultdict(list)
     for d in definitions:
         if isinstance(d.compute, kind):
@@ -62,7 +59,8 @@ def _grouped(definitions: list[FeatureDefinition], kind: type) -> dict[str, list
     return groups
 
 
-def _event_features(tables: dict[str, "DataFrame"], as_of: dt.date, key: str, kind: type) -> list["DataFrame"]:
+def _event_features(tables: dict[str, DataFrame], as_of: dt.date, key: str,
+                    kind: type[WindowAgg | RegionAgg]) -> list[DataFrame]:
     out = []
     for source, defs in _grouped(list(DEFINITIONS), kind).items():
         time_col = "event_time"
@@ -71,7 +69,7 @@ def _event_features(tables: dict[str, "DataFrame"], as_of: dt.date, key: str, ki
     return out
 
 
-def _current_subscription(tables: dict[str, "DataFrame"], as_of: dt.date) -> "DataFrame":
+def _current_subscription(tables: dict[str, DataFrame], as_of: dt.date) -> DataFrame:
     """The subscription active at the as-of date (latest start if several)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
@@ -82,7 +80,7 @@ def _current_subscription(tables: dict[str, "DataFrame"], as_of: dt.date) -> "Da
     return subs.withColumn("__n", F.row_number().over(latest)).filter("__n = 1").drop("__n")
 
 
-def _plan_at(tables: dict[str, "DataFrame"], subs: "DataFrame", as_of: dt.date) -> "DataFrame":
+def _plan_at(tables: dict[str, DataFrame], subs: DataFrame, as_of: dt.date) -> DataFrame:
     """Plan id at the as-of date: the last known plan change, else the subscription's plan."""
     from pyspark.sql import functions as F
 
@@ -92,7 +90,7 @@ def _plan_at(tables: dict[str, "DataFrame"], subs: "DataFrame", as_of: dt.date) 
             .select(CUSTOMER_ID, F.coalesce("__changed_plan", "plan_id").alias("plan_id")))
 
 
-def category_code(col: "Column", categories: tuple[str, ...]) -> "Column":
+def category_code(col: Column, categories: tuple[str, ...]) -> Column:
     """Stable code of a category: its index in the declared list; null when not in it."""
     from pyspark.sql import functions as F
 
@@ -100,7 +98,7 @@ def category_code(col: "Column", categories: tuple[str, ...]) -> "Column":
     return codes[col]
 
 
-def _attribute_expr(d: FeatureDefinition, as_of: dt.date) -> "Column":
+def _attribute_expr(d: FeatureDefinition, as_of: dt.date) -> Column:
     from pyspark.sql import functions as F
 
     attr: Attribute = d.compute  # type: ignore[assignment]
@@ -114,16 +112,16 @@ def _attribute_expr(d: FeatureDefinition, as_of: dt.date) -> "Column":
     return value.cast("double").alias(d.spec.name)
 
 
-def _device_features(tables: dict[str, "DataFrame"]) -> "DataFrame":
+def _device_features(tables: dict[str, DataFrame]) -> DataFrame:
     from pyspark.sql import functions as F
 
     aggs = {"count": F.count, "max": F.max, "any": lambda c: F.max(F.col(c).cast("int"))}
-    exprs = [aggs[d.compute.transform](d.compute.column).cast("double").alias(d.spec.name)  # type: ignore[union-attr]
+    exprs = [aggs[d.compute.transform](d.compute.column).cast("double").alias(d.spec.name)
              for d in DEFINITIONS if isinstance(d.compute, Attribute) and d.compute.table == "device"]
     return tables["device_inventory"].groupBy(CUSTOMER_ID).agg(*exprs)
 
 
-def build_features(tables: dict[str, "DataFrame"], as_of: dt.date, horizon_days: Optional[int]) -> "DataFrame":
+def build_features(tables: dict[str, DataFrame], as_of: dt.date, horizon_days: int | None) -> DataFrame:
     """One row per customer active at ``as_of``: ``customer_id``, every feature (double, defaults
     applied), ``as_of``, and ``label`` when ``horizon_days`` is given."""
     from pyspark.sql import functions as F
@@ -150,7 +148,8 @@ def build_features(tables: dict[str, "DataFrame"], as_of: dt.date, horizon_days:
         if isinstance(d.compute, Ratio):
             num, den = F.col(d.compute.numerator), F.col(d.compute.denominator)
             df = df.withColumn(d.spec.name, F.when(den != 0, num / den))
-    defaults = {d.spec.name: d.spec.default for d in DEFINITIONS if d.spec.default is not None}
+    defaults: dict[str, bool | float | int | str] = {
+        d.spec.name: d.spec.default for d in DEFINITIONS if d.spec.default is not None}
     df = df.fillna(defaults)
     features = [F.col(d.spec.name).cast("float").alias(d.spec.name) for d in DEFINITIONS]
     return df.select(CUSTOMER_ID, *features, *([F.col(LABEL).cast("byte")] if label else []),

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
-from ray_jobs.settings import Settings
+from core.settings import Settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +47,7 @@ def spark_configs(settings: Settings) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def raydp_spark(settings: Settings) -> Iterator["pyspark.sql.SparkSession"]:  # noqa: F821
+def raydp_spark(settings: Settings) -> Iterator[SparkSession]:
     """A Spark session whose executors are Ray actors; stopped on exit. Ray must be up."""
     import raydp
 

@@ -13,20 +13,24 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, cast
 
+from core import storage
+from core.provenance import code_version, fingerprint
+from core.schema import AS_OF, CUSTOMER_ID, LABEL
+from core.settings import Settings
 from features.feature_set import FeatureSet, FeatureSpec
 from features.profile import profile
 from features.raw_etl import EtlError, EtlResult
-from features.snapshot import code_version, fingerprint, laid_out, publish
-from features.spark_features import AS_OF, CUSTOMER_ID, LABEL, category_code
+from features.snapshot import laid_out, publish
+from features.spark_features import category_code
 from features.spark_session import spark_path
 from features.validation import REASON, SourceReport
-from ray_jobs import storage
-from ray_jobs.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
+
+    from features.feature_set import FeatureDtype
 
 POSITIVE = ("yes", "true", "1", "y")
 NEGATIVE = ("no", "false", "0", "n")
@@ -34,7 +38,7 @@ TYPE_CHOICES = ("float", "int", "bool", "category", "drop")
 MAX_CATEGORIES = 100
 
 
-def read_table(spark: "SparkSession", uri: str) -> "DataFrame":
+def read_table(spark: SparkSession, uri: str) -> DataFrame:
     """The table with every column as a string (CSV or Parquet)."""
     from pyspark.sql import functions as F
 
@@ -47,7 +51,7 @@ def read_table(spark: "SparkSession", uri: str) -> "DataFrame":
     return spark.read.option("header", True).option("inferSchema", False).csv(path)
 
 
-def infer_types(df: "DataFrame", columns: list[str], overrides: dict[str, str]) -> dict[str, tuple[str, tuple]]:
+def infer_types(df: DataFrame, columns: list[str], overrides: dict[str, str]) -> dict[str, tuple[str, tuple]]:
     """dtype and categories per column, from one aggregation pass."""
     from pyspark.sql import functions as F
 
@@ -59,7 +63,9 @@ def infer_types(df: "DataFrame", columns: list[str], overrides: dict[str, str]) 
                   F.sum((present & number.isNotNull()).cast("int")).alias(f"{c}|num"),
                   F.sum((present & number.isNotNull() & (number != F.floor(number))).cast("int")).alias(f"{c}|frac"),
                   F.approx_count_distinct(F.when(present, F.col(c))).alias(f"{c}|distinct")]
-    stats = df.agg(*exprs).first().asDict()
+    row = df.agg(*exprs).first()
+    assert row is not None
+    stats = row.asDict()
     dtypes = {}
     for c in columns:
         numeric = stats[f"{c}|n"] > 0 and stats[f"{c}|num"] == stats[f"{c}|n"]
@@ -68,8 +74,12 @@ def infer_types(df: "DataFrame", columns: list[str], overrides: dict[str, str]) 
             raise EtlError(f"column '{c}' has about {stats[f'{c}|distinct']} distinct values: too many for a "
                            f"category; drop it with --type {c}=drop or declare it numeric")
     categorical = [c for c, t in dtypes.items() if t == "category"]
-    values = df.agg(*[F.array_sort(F.collect_set(F.when(F.trim(F.col(c)) != "", F.trim(F.col(c))))).alias(c)
-                      for c in categorical]).first().asDict() if categorical else {}
+    values: dict[str, Any] = {}
+    if categorical:
+        row = df.agg(*[F.array_sort(F.collect_set(F.when(F.trim(F.col(c)) != "", F.trim(F.col(c))))).alias(c)
+                       for c in categorical]).first()
+        assert row is not None
+        values = row.asDict()
     return {c: (t, tuple(values.get(c) or ())) for c, t in dtypes.items() if t != "drop"}
 
 
@@ -88,7 +98,7 @@ def _feature_value(c: str, dtype: str, categories: tuple) -> tuple[Any, Any]:
     return value, present & value.isNull()
 
 
-def _checked(df: "DataFrame", id_col: str, label_col: Optional[str], types: dict) -> "DataFrame":
+def _checked(df: DataFrame, id_col: str, label_col: str | None, types: dict) -> DataFrame:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -109,8 +119,8 @@ def _checked(df: "DataFrame", id_col: str, label_col: Optional[str], types: dict
                          .otherwise(F.col(REASON)))
 
 
-def run(spark: "SparkSession", settings: Settings, table_uri: str, id_col: str, label_col: Optional[str],
-        types: dict[str, str], defaults: dict[str, float], as_of: Optional[dt.date] = None) -> EtlResult:
+def run(spark: SparkSession, settings: Settings, table_uri: str, id_col: str, label_col: str | None,
+        types: dict[str, str], defaults: dict[str, float], as_of: dt.date | None = None) -> EtlResult:
     """Validate the table, infer (or take) column types and publish the snapshot."""
     import ray.data
     from pyspark.sql import functions as F
@@ -132,7 +142,8 @@ def run(spark: "SparkSession", settings: Settings, table_uri: str, id_col: str, 
         columns = [c for c in raw.columns if c not in (id_col, label_col)]
         inferred = infer_types(raw, columns, types)
         feature_set = FeatureSet(tuple(
-            FeatureSpec(c, dtype, f"column {c} of {name}", name, None, defaults.get(c), cats or None)
+            FeatureSpec(c, cast("FeatureDtype", dtype), f"column {c} of {name}", name, None, defaults.get(c),
+                        cats or None)
             for c, (dtype, cats) in inferred.items()))
         checked = _checked(raw, id_col, label_col, inferred).persist()
         rows_in = raw.count()

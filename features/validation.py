@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 
 import pyarrow.fs as pafs
 
+from core import storage
 from features.sources import Column, Source
 from features.spark_session import spark_path
-from ray_jobs import storage
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -77,7 +77,7 @@ def check_present(raw_uri: str, source: Source) -> None:
         raise SourceError(f"raw source '{source.name}' is empty: no data files under {path}")
 
 
-def read_raw(spark: "SparkSession", raw_uri: str, source: Source) -> "DataFrame":
+def read_raw(spark: SparkSession, raw_uri: str, source: Source) -> DataFrame:
     """The source as stored: typed for Parquet, all strings for text formats, plus arrival date."""
     from pyspark.sql import types as T
 
@@ -95,7 +95,7 @@ def read_raw(spark: "SparkSession", raw_uri: str, source: Source) -> "DataFrame"
     return df
 
 
-def _typed(col: Column, text: bool) -> "SparkColumn":
+def _typed(col: Column, text: bool) -> SparkColumn:
     from pyspark.sql import functions as F
 
     raw = F.col(col.name)
@@ -110,7 +110,7 @@ def _typed(col: Column, text: bool) -> "SparkColumn":
     return raw.cast(_SPARK_TYPES[col.dtype])
 
 
-def _rules(col: Column, text: bool) -> list[tuple["SparkColumn", str]]:
+def _rules(col: Column, text: bool) -> list[tuple[SparkColumn, str]]:
     """(broken?, rule name) pairs for one column, in the order they are checked."""
     from pyspark.sql import functions as F
 
@@ -129,7 +129,7 @@ def _rules(col: Column, text: bool) -> list[tuple["SparkColumn", str]]:
     return rules
 
 
-def validate(raw: "DataFrame", source: Source) -> "DataFrame":
+def validate(raw: DataFrame, source: Source) -> DataFrame:
     """Typed columns; ``_reason`` set on rows that break the contract (first broken rule wins),
     including ``duplicate_key`` for a second row with the same key; exact duplicates merged into
     one row whose ``_copies`` counts them.
@@ -156,7 +156,7 @@ def validate(raw: "DataFrame", source: Source) -> "DataFrame":
     return df.drop("__rank")
 
 
-def valid_rows(checked: "DataFrame", source: Source) -> "DataFrame":
+def valid_rows(checked: DataFrame, source: Source) -> DataFrame:
     """The typed, valid rows (with arrival date for event streams)."""
     from pyspark.sql import functions as F
 
@@ -166,7 +166,7 @@ def valid_rows(checked: "DataFrame", source: Source) -> "DataFrame":
     return checked.filter(F.col(REASON).isNull()).select(*cols)
 
 
-def quarantined_rows(checked: "DataFrame", source: Source) -> "DataFrame":
+def quarantined_rows(checked: DataFrame, source: Source) -> DataFrame:
     """Rows that broke a rule, kept whole (as JSON text) with the rule and the source name."""
     from pyspark.sql import functions as F
 
@@ -177,7 +177,7 @@ def quarantined_rows(checked: "DataFrame", source: Source) -> "DataFrame":
         arrival.alias("arrival_date"), F.to_json(F.struct(*raw_cols)).alias("record"))
 
 
-def report(checked: "DataFrame", source: Source) -> SourceReport:
+def report(checked: DataFrame, source: Source) -> SourceReport:
     """Counts that reconcile: rows in, duplicates removed, quarantined by rule, used, late (one
     pass over the validated rows: the copies they merged tell the rows read)."""
     from pyspark.sql import functions as F

@@ -27,8 +27,9 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, ClassVar
 
 import yaml
 
@@ -201,8 +202,9 @@ class Builtin:
     prefix/suffix, labels, images.
     """
 
-    SUPPORTED = {"apiVersion", "kind", "resources", "configMapGenerator", "generatorOptions", "patches",
-                 "namespace", "namePrefix", "nameSuffix", "labels", "images"}
+    SUPPORTED: ClassVar[frozenset[str]] = frozenset({
+        "apiVersion", "kind", "resources", "configMapGenerator", "generatorOptions", "patches", "namespace",
+        "namePrefix", "nameSuffix", "labels", "images"})
 
     def build(self, path: Path) -> list[dict]:
         directory = path if path.is_dir() else path.parent

@@ -24,13 +24,14 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import ray
 
+from core.ray_session import init_with_retry
+from core.settings import Settings
 from features.definitions import FEATURES
 from features.snapshot import open_snapshot
 from load_tests import common
-from ray_jobs.ml import registry, score_runs, score_table, segments
-from ray_jobs.ml.scoring import Scorer
-from ray_jobs.runtime import init_with_retry
-from ray_jobs.settings import Settings
+from ml import registry
+from ml.scoring import batch, score_table, segments
+from ml.scoring.scorer import Scorer
 
 RESULT = Path(__file__).parent / "results" / "batch_score.json"
 TARGET_RATIO = 1.5
@@ -49,25 +50,25 @@ def baseline(settings: Settings, snapshot_id: str, out: Path) -> float:
     proba = scored.column("probability").to_numpy()
     bounds = segments.tier_bounds(settings.segments, proba)
     constants = {score_table.MODEL_VERSION: model.version, score_table.SNAPSHOT_ID: snapshot.id,
-                 score_table.SCORED_AT: dt.datetime.now(dt.timezone.utc).replace(microsecond=0)}
+                 score_table.SCORED_AT: dt.datetime.now(dt.UTC).replace(microsecond=0)}
     labelled = score_table.label_batch(scored, bounds, constants)
     out.mkdir(parents=True, exist_ok=True)
-    pq.write_table(labelled, out / score_runs.SCORES)
-    pacsv.write_csv(labelled, out / score_runs.CSV)
+    pq.write_table(labelled, out / batch.SCORES)
+    pacsv.write_csv(labelled, out / batch.CSV)
     score_table.tier_summary(proba, bounds)
     return time.perf_counter() - started
 
 
-def on_ray(settings: Settings, snapshot_id: str) -> tuple[float, score_runs.ScoreRun]:
+def on_ray(settings: Settings, snapshot_id: str) -> tuple[float, batch.BatchScores]:
     started = time.perf_counter()
-    result = score_runs.score_snapshot(settings, snapshot_id, registry.CHAMPION, force=True)
+    result = batch.score_snapshot(settings, snapshot_id, registry.CHAMPION, force=True)
     return time.perf_counter() - started, result
 
 
-def differences(baseline_out: Path, result: score_runs.ScoreRun) -> dict[str, int]:
+def differences(baseline_out: Path, result: batch.BatchScores) -> dict[str, int]:
     """Rows that differ, per column, between the baseline's scores and Ray's (by customer id)."""
     columns = ["customer_id", "probability", score_table.SEGMENT, "top_reasons", score_table.MODEL_VERSION]
-    a = pq.read_table(baseline_out / score_runs.SCORES, columns=columns).to_pandas().sort_values("customer_id")
+    a = pq.read_table(baseline_out / batch.SCORES, columns=columns).to_pandas().sort_values("customer_id")
     b = result.read_table(columns).to_pandas().sort_values("customer_id")
     if len(a) != len(b):
         return {"rows": abs(len(a) - len(b))}
@@ -97,7 +98,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
         ray.shutdown()
     base, on = statistics.median(base_times), statistics.median(ray_times)
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "customers": args.customers, "features": len(FEATURES), "trees": args.trees, "model_version": version,
         "repeats": args.repeats, "setup_seconds": round(setup_seconds, 1),
         "baseline": {"seconds": [round(t, 2) for t in base_times], "median_s": round(base, 2),

@@ -4,8 +4,8 @@ settings' intervention catalogue, with the top-k baselines it is compared agains
     python -m load_tests.bench_campaign --customers 1000000 --budget 50000
 
 Probabilities and customer values are drawn from skewed distributions like a scored population's.
-Writes ``load_tests/results/campaign.json``: seconds of ``campaigns.optimise`` alone and of
-``campaigns.select`` (optimise + the top-k plans + picking the best), per budget, with the plan's
+Writes ``load_tests/results/campaign.json``: seconds of ``optimiser.optimise`` alone and of
+``optimiser.select`` (optimise + the top-k plans + picking the best), per budget, with the plan's
 cost, contacts and expected value against the best top-k and random plans.
 """
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import get_settings
 from load_tests import common
-from ray_jobs.ml import campaigns
-from ray_jobs.ml.campaigns import Catalogue
-from ray_jobs.settings import get_settings
+from ml.campaigns import optimiser
+from ml.campaigns.optimiser import Catalogue
 
 RESULT = Path(__file__).parent / "results" / "campaign.json"
 
@@ -39,13 +39,13 @@ def timed(fn, *args) -> tuple[float, object]:
 
 
 def one_budget(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float) -> dict:
-    ev = campaigns.expected_values(proba, value, catalogue)
-    optimise_s, choice = timed(campaigns.optimise, ev, catalogue.cost, budget)
-    select_s, selection = timed(campaigns.select, proba, value, catalogue, budget)
-    plan = campaigns.expected_outcome(selection.choice, proba, value, catalogue)
-    top_k = max(campaigns.expected_outcome(c, proba, value, catalogue)["expected_net_value"]
+    ev = optimiser.expected_values(proba, value, catalogue)
+    optimise_s, _ = timed(optimiser.optimise, ev, catalogue.cost, budget)
+    select_s, selection = timed(optimiser.select, proba, value, catalogue, budget)
+    plan = optimiser.expected_outcome(selection.choice, proba, value, catalogue)
+    top_k = max(optimiser.expected_outcome(c, proba, value, catalogue)["expected_net_value"]
                 for c in selection.baselines.values())
-    random = max(campaigns.random_outcome(proba, value, catalogue, budget, j)["expected_net_value"]
+    random = max(optimiser.random_outcome(proba, value, catalogue, budget, j)["expected_net_value"]
                  for j in range(len(catalogue.names)))
     return {"budget": budget, "optimise_s": round(optimise_s, 3), "select_s": round(select_s, 3),
             "strategy": selection.strategy, "cost": round(plan["cost"], 2), "contacted": plan["contacted"],
@@ -65,7 +65,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     runs = [one_budget(proba, value, catalogue, budget) for budget in args.budget or [50_000.0, 1_000_000.0]]
     report = {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "customers": args.customers, "interventions": list(catalogue.names), "runs": runs,
         "machine": {**common.machine(), "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]},
     }

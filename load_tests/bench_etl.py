@@ -9,44 +9,47 @@ are removed after a successful run unless ``--keep``), then runs each engine in 
 ``--repeats`` times. Both run the ETL's own Spark steps, from ``raw_etl`` and ``spark_features``,
 with the same configuration (``spark_configs``: Java 17 flags, shuffle partitions...), except that
 the local driver's heap is RayDP's driver and executor heaps together, since it runs the tasks
-(with RayDP's 2g it fails at 300,000 customers): validate every source, build the features at the as-of date (the last one a ``--horizon-days``
-label allows), write the snapshot's data and quarantine. Only that is timed; starting Ray and
-Spark is recorded apart (``start_s``). ``raw_etl.run`` then profiles the features in Ray Data,
-which plain Spark cannot feed: instead the RayDP run times the hand-off itself,
+(with RayDP's 2g it fails at 300,000 customers): validate every source, build the features at the
+as-of date (the last one a ``--horizon-days`` label allows), write the snapshot's data and
+quarantine. Only that is timed; starting Ray and Spark is recorded apart (``start_s``).
+``raw_etl.run`` then profiles the features in Ray Data, which plain Spark cannot feed: instead the
+RayDP run times the hand-off itself,
 ``ray.data.from_spark`` of the persisted features in the snapshot's parts, materialized
-(``handoff``). The two snapshots are compared row by row. Writes ``load_tests/results/etl.json`` (``ratio``: RayDP's seconds over
-local's, medians; the goal is at most 1.15). The load average is recorded: other work skews it.
+(``handoff``). The two snapshots are compared row by row. Writes ``load_tests/results/etl.json``
+(``ratio``: RayDP's seconds over local's, medians; the goal is at most 1.15). The load average is
+recorded: other work skews it.
 """
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import contextlib
 import datetime as dt
+import importlib.metadata
 import json
 import multiprocessing
 import os
 import shutil
 import statistics
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 import pyspark
 
+from core import logs, storage
+from core.ray_session import ray_session
+from core.settings import Settings, SparkSettings, get_settings
 from features import raw_etl, validation
 from features.snapshot import Snapshot, laid_out, publish
 from features.sources import SOURCES
 from features.spark_features import build_features
 from features.spark_session import raydp_spark, spark_configs, spark_path
-from features.synth import generate
 from load_tests.common import machine
-from ray_jobs import logs, storage
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import Settings, SparkSettings, get_settings
+from simulator import generate
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -66,8 +69,8 @@ def raw_data(folder: Path, args: argparse.Namespace) -> tuple[str, dict[str, Any
     (its manifest is written last) with the same parameters is there, else generated in this
     process (no Ray start: under load the raylet can time out waiting for its agents)."""
     defaults = get_settings().generate
-    sizes = dict(customers=args.customers, days=args.days, seed=args.seed, start_date=defaults.start_date,
-                 defect_rate=defaults.defect_rate)
+    sizes = {"customers": args.customers, "days": args.days, "seed": args.seed, "start_date": defaults.start_date,
+                 "defect_rate": defaults.defect_rate}
     manifest = folder / "raw" / "_manifest.json"
     if manifest.exists() and all(json.loads(manifest.read_text())[k] == v for k, v in sizes.items()):
         print(f"reusing the raw data in {folder}", flush=True)
@@ -85,7 +88,7 @@ def local_memory(spark: SparkSettings) -> str:
 
 
 @contextlib.contextmanager
-def local_spark(settings: Settings) -> Iterator["SparkSession"]:
+def local_spark(settings: Settings) -> Iterator[SparkSession]:
     """Plain Spark in this process, ``local[2]``, with the configuration RayDP sessions get
     but the driver's heap as large as RayDP's heaps together."""
     from pyspark.sql import SparkSession
@@ -102,8 +105,8 @@ def local_spark(settings: Settings) -> Iterator["SparkSession"]:
         spark.stop()
 
 
-def etl(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
-        horizon: int) -> tuple[float, Snapshot, "DataFrame"]:
+def etl(spark: SparkSession, settings: Settings, raw_uri: str, as_of: dt.date,
+        horizon: int) -> tuple[float, Snapshot, DataFrame]:
     """``raw_etl.run``'s Spark steps with its functions, published as a snapshot; returns the
     seconds, the snapshot and the features as written (persisted, in the snapshot's parts)."""
     held: dict[str, DataFrame] = {}
@@ -126,7 +129,7 @@ def etl(spark: "SparkSession", settings: Settings, raw_uri: str, as_of: dt.date,
     return time.perf_counter() - started, snapshot, held["features"]
 
 
-def handoff(features: "DataFrame") -> dict[str, Any]:
+def handoff(features: DataFrame) -> dict[str, Any]:
     """Spark -> Ray Data as ``raw_etl.run`` does it, until every block is in the object store."""
     import ray.data
 
@@ -221,7 +224,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     moved = sorted((r["handoff"] for r in on_ray), key=lambda h: h["seconds"])[len(on_ray) // 2]  # the median
     spark = get_settings().spark
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "customers": args.customers, "days": args.days, "seed": args.seed,
         "as_of": str(as_of), "horizon_days": args.horizon_days, "repeats": args.repeats,
         "rows_in": sum(s["rows_in"] for s in manifest["sources"].values()),
@@ -242,7 +245,8 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         "differences": diffs,
         "runs": runs,
         "machine": {**machine(), "java": local[0]["java"], "pyspark": pyspark.__version__,
-                    "raydp": importlib.metadata.version("raydp"), "load_avg_1m_before": load_before, "load_avg_1m_after": load_after},
+                    "raydp": importlib.metadata.version("raydp"), "load_avg_1m_before": load_before,
+                    "load_avg_1m_after": load_after},
     }
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import ray
 
-from features.synth import GenerationResult, generate
+from core.ray_session import ray_session
+from core.settings import get_settings
 from load_tests import common
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import get_settings
+from simulator import GenerationResult, generate
 
 RESULT = Path(__file__).parent / "results" / "generate.json"
 
@@ -40,10 +40,11 @@ def main() -> None:
 
 
 def run(scratch: Path, args: argparse.Namespace) -> dict:
-    sizes = dict(
-        customers=args.customers, days=args.days, seed=args.seed, start_date=get_settings().generate.start_date,
-        defect_rate=args.defect_rate, shard_size=args.shard_size,
-    )
+    sizes = {
+        "customers": args.customers, "days": args.days, "seed": args.seed,
+        "start_date": get_settings().generate.start_date,
+        "defect_rate": args.defect_rate, "shard_size": args.shard_size,
+    }
     load_before = os.getloadavg()[0]
     with ray_session(get_settings()):
         cpus = ray.cluster_resources().get("CPU")

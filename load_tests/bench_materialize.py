@@ -27,14 +27,16 @@ from pathlib import Path
 import numpy as np
 import redis
 
+from core.processes import free_port
+from core.ray_session import ray_session
+from core.settings import Settings
 from features.definitions import FEATURES
-from features.online_store import RedisOnlineStore, decode_rows, mset_commands, pack_vectors, redis_client, schema_tag
+from features.online import materialize
+from features.online.codec import decode_rows, mset_commands, pack_vectors, schema_tag
+from features.online.redis_layout import redis_client
+from features.online.redis_writer import RedisOnlineStore
 from load_tests import common
-from ray_jobs import materialize
-from ray_jobs.runtime import ray_session
-from ray_jobs.serve import free_port
-from ray_jobs.services import RedisServer
-from ray_jobs.settings import Settings
+from ray_jobs.supervisors.redis_server import RedisServer
 
 RESULT = Path(__file__).resolve().parent / "results" / "materialize.json"
 TARGET_S = 5.0

@@ -30,16 +30,18 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 
+from core.processes import free_port
+from core.ray_session import ray_session
+from core.settings import Settings, settings_env
+from features.online import materialize
 from load_tests import common
-from ray_jobs import materialize, serve as churn_serve
-from ray_jobs.runtime import ray_session
-from ray_jobs.services import RedisServer
-from ray_jobs.settings import Settings
+from ray_jobs.supervisors import serve_deployment
+from ray_jobs.supervisors.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "serving.json"
@@ -54,7 +56,7 @@ def wrk(url: str, rate: float, duration: float, ids: Path, batch: int = 0, conne
     env = {**os.environ, "RATE": str(rate), "THREADS": "1", "IDS": str(ids), "BATCH": str(batch)}
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--timeout", "10s", "-s", str(LUA), url]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=duration + 60)
-    line = next((l for l in out.stdout.splitlines() if l.startswith("RESULT ")), None)
+    line = next((row for row in out.stdout.splitlines() if row.startswith("RESULT ")), None)
     if line is None:
         raise RuntimeError(f"wrk failed (exit {out.returncode}): {out.stdout[-2000:]}{out.stderr[-2000:]}")
     point = json.loads(line[len("RESULT "):])
@@ -102,40 +104,39 @@ def measure(url: str, args: argparse.Namespace, ids: Path) -> dict:
 @contextlib.contextmanager
 def serve_target(settings: Settings, replicas: int, batch_size: int) -> Iterator[str]:
     settings = settings.model_copy(update={"serve": settings.serve.model_copy(update={"max_batch_size": batch_size})})
-    config = churn_serve.serve_config(settings)
+    config = serve_deployment.serve_config(settings)
     config["applications"][0]["deployments"][0]["num_replicas"] = replicas
     try:
-        churn_serve.deploy(settings, config)
-        churn_serve.wait_ready(settings)
-        yield churn_serve.route(settings)
+        serve_deployment.deploy(settings, config)
+        serve_deployment.wait_ready(settings)
+        yield serve_deployment.route(settings)
     finally:
-        churn_serve.shutdown(settings)
+        serve_deployment.shutdown(settings)
 
 
 @contextlib.contextmanager
 def baseline_target(settings: Settings, workers: int) -> Iterator[str]:
-    port = churn_serve.free_port()
+    port = free_port()
     cmd = [str(Path(sys.executable).with_name("uvicorn")), "serve_app.baseline:create", "--factory",
            "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-access-log",
            "--log-level", "warning"]
-    log = open(Path(settings.state_dir) / "baseline.log", "w")
-    proc = subprocess.Popen(cmd, env={**os.environ, **churn_serve.settings_env(settings)}, stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 300
-        while not _ready(url):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"baseline did not start; see {log.name}")
-            time.sleep(1)
-        yield url
-    finally:
-        proc.terminate()
+    with open(Path(settings.state_dir) / "baseline.log", "w") as log:
+        proc = subprocess.Popen(cmd, env={**os.environ, **settings_env(settings)}, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+            deadline = time.monotonic() + 300
+            while not _ready(url):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"baseline did not start; see {log.name}")
+                time.sleep(1)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def _ready(url: str) -> bool:
@@ -195,8 +196,8 @@ def main() -> None:
         sys.exit("wrk not found: apt-get install wrk")
     scratch = Path(tempfile.mkdtemp(prefix="bench-serving-", dir=args.out))
     settings = Settings(state_dir=scratch, redis_url=None, mlflow_tracking_uri=None,
-                        redis={"port": churn_serve.free_port(), "password": "bench"},
-                        serve={"port": churn_serve.free_port()})
+                        redis={"port": free_port(), "password": "bench"},
+                        serve={"port": free_port()})
     redis_server = RedisServer(settings)
     redis_server.up()
     report: dict = {"machine": common.machine(), "load_generator": "wrk 4.1 + load_tests/open_loop.lua (open loop)"}

@@ -44,23 +44,14 @@ from ray.train import Checkpoint, RunConfig, ScalingConfig
 from ray.train.xgboost import XGBoostTrainer
 from sklearn.metrics import roc_auc_score
 
+from core.ray_session import ray_session
+from core.schema import CUSTOMER_ID, LABEL
+from core.settings import Settings
 from features.snapshot import Snapshot
-from features.spark_features import CUSTOMER_ID, LABEL
 from load_tests.common import machine, write_snapshot
-from ray_jobs.ml.data import (
-    HOLDOUT,
-    TRAIN,
-    VALIDATION,
-    Labelled,
-    dataset_pos_weight,
-    scale_pos_weight,
-    split_counts,
-    split_for,
-)
-from ray_jobs.ml.trainer import SHARDS, booster_params, fit, shard_matrices, shards
-from ray_jobs.ml.training import split_datasets
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import Settings
+from ml.data import HOLDOUT, TRAIN, VALIDATION, Labelled, dataset_pos_weight, scale_pos_weight, split_counts, split_for
+from ml.training.pipeline import split_datasets
+from ml.training.ray_train import SHARDS, booster_params, fit, shard_matrices, shards
 from tuning.search import METRIC, search
 
 RESULT = Path(__file__).parent / "results" / "train.json"
@@ -119,7 +110,7 @@ def _hand_off_loop(config: dict[str, Any]) -> None:
         ray.train.report({"hand_off_s": seconds}, checkpoint=Checkpoint.from_directory(empty) if first else None)
 
 
-def hand_off(settings: Settings, rows: "ray.data.Dataset", names: list[str]) -> dict[str, float]:  # noqa: F821
+def hand_off(settings: Settings, rows: ray.data.Dataset, names: list[str]) -> dict[str, float]:
     """Seconds a worker spends turning its Ray Data shard into QuantileDMatrix, the whole run's,
     and the difference: a Ray Train run's fixed cost."""
     t = settings.train
@@ -134,7 +125,7 @@ def hand_off(settings: Settings, rows: "ray.data.Dataset", names: list[str]) -> 
             "train_run_fixed_s": round(run_s - seconds, 2)}
 
 
-def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str, Any], "ray.data.Dataset"]:  # noqa: F821
+def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str, Any], ray.data.Dataset]:
     """Ray start, snapshot -> Ray Data splits, ``fit``; then the hand-off probe. Ray stays up
     (the caller's session) for the tuning search."""
     t, features = settings.train, snapshot.feature_set
@@ -154,7 +145,7 @@ def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str,
     return outcome.booster, timings, rows
 
 
-def tune(settings: Settings, rows: "ray.data.Dataset", snapshot: Snapshot, trials: int,  # noqa: F821
+def tune(settings: Settings, rows: ray.data.Dataset, snapshot: Snapshot, trials: int,
          split_s: float) -> dict[str, Any]:
     """The platform's search for ``trials`` trials on the already split rows."""
     started = time.perf_counter()
@@ -192,7 +183,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict:
     ours_s = on_ray["read_split_s"] + on_ray["fit_s"]
     base_auc, ours_auc = auc(base_booster, holdout), auc(booster, holdout)
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "customers": args.customers, "features": len(snapshot.feature_set), "rounds": args.rounds,
         "early_stopping_rounds": settings.train.early_stopping_rounds, "params": settings.train.params,
         "setup_s": round(setup_s, 1),

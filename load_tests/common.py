@@ -6,20 +6,20 @@ import argparse
 import datetime as dt
 import json
 import os
-import tempfile
 import platform
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.settings import Settings
 from features.definitions import FEATURES
 from features.feature_set import FeatureSet
 from features.snapshot import Snapshot, publish
-from ray_jobs.settings import Settings
 
 
 def machine() -> dict:
@@ -31,7 +31,7 @@ def machine() -> dict:
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     models = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
     return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "cpu_model": models[0] if models else platform.processor(),
@@ -74,7 +74,8 @@ def customer_frame(customers: int, seed: int = 0, features: FeatureSet = FEATURE
     """``customers`` rows of plausible values for every feature (3% missing) and a label that
     depends on a few of them."""
     rng = np.random.default_rng(seed)
-    columns: dict[str, np.ndarray] = {"customer_id": np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 7))}
+    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 7))
+    columns: dict[str, np.ndarray] = {"customer_id": ids}
     for spec in features.features:
         if spec.dtype == "category":
             values = rng.integers(0, len(spec.categories or (1,)), customers).astype(np.float32)
@@ -116,8 +117,7 @@ def register_champion(settings: Settings, snapshot: Snapshot, rounds: int = 200,
     import mlflow
     import xgboost as xgb
 
-    from ray_jobs.ml import registry
-
+    from ml import registry
     frame = snapshot.to_pandas().head(sample)
     features = snapshot.feature_set
     params = {"objective": "binary:logistic", "max_depth": 5, "eta": 0.05, "nthread": 2, "seed": 0}

@@ -15,9 +15,9 @@ import random
 
 from locust import FastHttpUser, constant_throughput, events, task
 
+from core.settings import get_settings
 from features.feature_set import FeatureSet, FeatureSpec
-from features.online_store import RedisOnlineStore
-from ray_jobs.settings import get_settings
+from features.online.redis_writer import RedisOnlineStore
 
 SAMPLE_IDS = 100_000
 IDS: list[str] = []

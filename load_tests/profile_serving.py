@@ -25,10 +25,10 @@ import tempfile
 from collections import defaultdict
 from pathlib import Path
 
+from core.processes import free_port
+from core.settings import Settings
 from load_tests import bench_serving, common
-from ray_jobs import serve as churn_serve
-from ray_jobs.services import RedisServer
-from ray_jobs.settings import Settings
+from ray_jobs.supervisors.redis_server import RedisServer
 
 ROLES = (  # first match wins
     ("replica", re.compile(r"ServeReplica")),
@@ -112,8 +112,8 @@ def profile(url: str, target: str, args: argparse.Namespace, ids: Path) -> dict:
 
 def run(scratch: Path, args: argparse.Namespace) -> dict:
     settings = Settings(state_dir=scratch, redis_url=None, mlflow_tracking_uri=None,
-                        redis={"port": churn_serve.free_port(), "password": "bench"},
-                        serve={"port": churn_serve.free_port()})
+                        redis={"port": free_port(), "password": "bench"},
+                        serve={"port": free_port()})
     redis_server = RedisServer(settings)
     redis_server.up()
     try:

@@ -9,10 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ray_jobs import logs
-from ray_jobs.ml.score_runs import CSV, ScoreRun, score_snapshot
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import get_settings
+from core import logs
+from core.ray_session import ray_session
+from core.settings import get_settings
+from ml.scoring.batch import CSV, BatchScores, score_snapshot
 
 console = Console()
 
@@ -30,9 +30,9 @@ def command(
     print_summary(result)
 
 
-def print_summary(result: ScoreRun) -> None:
+def print_summary(result: BatchScores) -> None:
     s = result.summary
-    state = "scored" if result.run.built else "already scored, reused"
+    state = "scored" if result.output.built else "already scored, reused"
     table = Table(title=f"scores {s['run_id']} ({state})")
     for col in ("tier", "from p", "customers", "share", "expected churners", "mean p"):
         table.add_column(col, justify="left" if col == "tier" else "right")
@@ -46,7 +46,7 @@ def print_summary(result: ScoreRun) -> None:
     console.print(f"{s['rows']:,} customers of snapshot {s['snapshot_id']} with model v{s['model_version']} in "
                   f"{s['seconds']:.1f} s ({s['rows_per_second']:,} rows/s; {pool['actors']} actors x "
                   f"{pool['cpus_per_actor']:g} CPU)")
-    console.print(f"scores: {result.scores_uri}\ncsv:    {result.run.uri}/{CSV}")
+    console.print(f"scores: {result.scores_uri}\ncsv:    {result.output.uri}/{CSV}")
 
 
 if __name__ == "__main__":

@@ -5,15 +5,13 @@ Ray job: ``ray job submit --working-dir . -- python -m ray_jobs.campaign --budge
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ray_jobs import logs
-from ray_jobs.ml.campaign_runs import TARGETS_CSV, CampaignRun, default_truth, plan_campaign
-from ray_jobs.settings import get_settings
+from core import logs
+from core.settings import get_settings
+from ml.campaigns.planner import TARGETS_CSV, CampaignPlan, default_truth, plan_campaign
 
 console = Console()
 
@@ -22,7 +20,7 @@ def command(
     budget: float = typer.Option(default_factory=lambda: get_settings().interventions.budget,
                                  show_default="settings.interventions.budget", help="Total spend allowed."),
     scores: str = typer.Option("latest", help="Scores run id, 'latest', or a scores run URI."),
-    truth: Optional[str] = typer.Option(
+    truth: str | None = typer.Option(
         None, help="Generator truth table to report realised churn reduction.",
         show_default="<data>/generated/truth/customers.parquet when present"),
     force: bool = typer.Option(False, "--force", help="Recompute even if this run is already complete."),
@@ -34,9 +32,9 @@ def command(
     print_summary(result)
 
 
-def print_summary(result: CampaignRun) -> None:
+def print_summary(result: CampaignPlan) -> None:
     s = result.summary
-    state = "planned" if result.run.built else "already planned, reused"
+    state = "planned" if result.output.built else "already planned, reused"
     shown = {"campaign": f"campaign ({s['strategy']})", s["best_top_k"]: f"{s['best_top_k']} (best top-k)",
              s["best_random"]: f"{s['best_random']} (best random)"}
     table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}")
@@ -53,7 +51,7 @@ def print_summary(result: CampaignRun) -> None:
         console.print(f"[dim]{note}[/dim]")
     if "realised" in s:
         print_realised(s["realised"], list(shown))
-    console.print(f"targets: {result.run.uri}/{TARGETS_CSV}")
+    console.print(f"targets: {result.output.uri}/{TARGETS_CSV}")
 
 
 def print_realised(r: dict, keys: list[str]) -> None:

@@ -26,8 +26,8 @@ def runs(limit: int = typer.Option(10, help="How many recent runs.")) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from ray_jobs.ml import registry
-    from ray_jobs.settings import get_settings
+    from core.settings import get_settings
+    from ml import registry
 
     table = Table(title="recent runs")
     for col in ("started", "run", "name", "snapshot", "holdout AUC", "CV AUC", "status"):

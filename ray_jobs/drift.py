@@ -6,15 +6,13 @@ Ray job: ``ray job submit --working-dir . -- python -m ray_jobs.drift --referenc
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ray_jobs import logs
-from ray_jobs.ml.drift_runs import DriftRun, check_drift
-from ray_jobs.settings import get_settings
+from core import logs
+from core.settings import get_settings
+from ml.drift.check import DriftCheck, check_drift
 
 console = Console()
 SHOWN = 10
@@ -24,7 +22,7 @@ STYLES = {"ok": "green", "warn": "dark_orange", "critical": "bold red"}
 def command(
     reference: str = typer.Option(..., help="Reference snapshot id or URI (e.g. the training snapshot)."),
     current: str = typer.Option("latest", help="Current snapshot id, 'latest', or URI."),
-    model: Optional[str] = typer.Option("champion", help="Registered model for prediction drift ('' to skip)."),
+    model: str | None = typer.Option("champion", help="Registered model for prediction drift ('' to skip)."),
     force: bool = typer.Option(False, "--force", help="Recompute even if this report is already complete."),
 ) -> None:
     """PSI / KS / missing-rate drift per feature, prediction and label drift; HTML report + MLflow."""
@@ -34,9 +32,9 @@ def command(
     raise typer.Exit(result.exit_code)
 
 
-def print_summary(result: DriftRun) -> None:
+def print_summary(result: DriftCheck) -> None:
     s = result.summary
-    state = "checked" if result.run.built else "already checked, reused"
+    state = "checked" if result.output.built else "already checked, reused"
     table = Table(title=f"drift {s['current']} vs {s['reference']} ({state})")
     for col in ("feature", "level", "PSI", "KS", "missing ref -> cur", "mean ref -> cur"):
         table.add_column(col, justify="left" if col in ("feature", "level") else "right")

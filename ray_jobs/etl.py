@@ -5,15 +5,14 @@ Ray job: ``ray job submit --working-dir . -- python -m ray_jobs.etl --raw PATH -
 from __future__ import annotations
 
 import datetime as dt
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from ray_jobs import logs
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import get_settings
+from core import logs
+from core.ray_session import ray_session
+from core.settings import get_settings
 
 console = Console()
 
@@ -43,14 +42,15 @@ def print_summary(manifest: dict, seconds: float, built: bool) -> None:
 
 
 def command(
-    raw: Optional[str] = typer.Option(None, help="Raw sources folder/URI (default: <data>/generated/raw)."),
-    as_of: Optional[str] = typer.Option(None, help="As-of date YYYY-MM-DD (default: last date the label allows)."),
+    raw: str | None = typer.Option(None, help="Raw sources folder/URI (default: <data>/generated/raw)."),
+    as_of: str | None = typer.Option(None, help="As-of date YYYY-MM-DD (default: last date the label allows)."),
     horizon_days: int = typer.Option(30, help="Label: churned within this many days after the as-of date."),
     scoring: bool = typer.Option(False, "--scoring", help="Scoring snapshot: no label, as-of may be the last day."),
-    table: Optional[str] = typer.Option(None, help="A flat one-row-per-customer table (CSV/Parquet) instead of raw."),
+    table: str | None = typer.Option(None, help="A flat one-row-per-customer table (CSV/Parquet) instead of raw."),
     id_column: str = typer.Option("customer_id", "--id", help="Customer id column of --table."),
-    label: Optional[str] = typer.Option(None, help="Yes/no label column of --table."),
-    types: list[str] = typer.Option([], "--type", help="Override an inferred type: COLUMN=float|int|bool|category|drop."),
+    label: str | None = typer.Option(None, help="Yes/no label column of --table."),
+    types: list[str] = typer.Option([], "--type",
+                                    help="Override an inferred type: COLUMN=float|int|bool|category|drop."),
     defaults: list[str] = typer.Option([], "--default", help="Fill missing cells of a column: COLUMN=VALUE."),
 ) -> None:
     """Build a point-in-time feature snapshot with Spark on Ray (RayDP)."""

@@ -4,17 +4,15 @@ Ray job: ``ray job submit --working-dir . -- python -m ray_jobs.generate --custo
 """
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
-from features.synth import DEFECT_KINDS, SCENARIOS, GenerationResult, generate
-from ray_jobs import logs
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import GenerateSettings, get_settings
+from core import logs
+from core.ray_session import ray_session
+from core.settings import GenerateSettings, get_settings
+from simulator import DEFECT_KINDS, SCENARIOS, GenerationResult, generate
 
 console = Console()
 
@@ -36,8 +34,8 @@ def command(
         help="Output URI (local path or s3://...); raw/ and truth/ below it are replaced.",
     ),
     start_date: str = _setting("start_date", "First day, YYYY-MM-DD."),
-    drift: Optional[str] = typer.Option(None, help=f"Drift scenario: {', '.join(SCENARIOS)}."),
-    drift_start: Optional[str] = typer.Option(
+    drift: str | None = typer.Option(None, help=f"Drift scenario: {', '.join(SCENARIOS)}."),
+    drift_start: str | None = typer.Option(
         None, help="Day the drift starts, YYYY-MM-DD.", show_default="two thirds into the window"
     ),
     defect_rate: float = _setting("defect_rate", "Share of each source's rows made defective."),

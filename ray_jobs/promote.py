@@ -4,16 +4,15 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from ray_jobs import logs
-from ray_jobs.settings import get_settings
+from core import logs
+from core.settings import get_settings
 
 console = Console()
 
 
 def command(rollback: bool = typer.Option(False, "--rollback", help="Move champion back to the previous one.")) -> None:
     """Champion/challenger decision on the holdout (ROC-AUC and campaign value), recorded in MLflow."""
-    from ray_jobs.ml import promotion, registry
-
+    from ml import promotion, registry
     settings = get_settings()
     logs.configure(logs.new_run_id("promote"))
     client = registry.setup(settings)

@@ -15,7 +15,8 @@ import hmac
 import inspect
 import logging
 import time
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -24,7 +25,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from features.online_store import NoLiveVersion, OnlineStoreError, SchemaMismatch, StoreUnavailable
+from features.feature_set import SchemaMismatch
+from features.online.interface import NoLiveVersion, OnlineStoreError, StoreUnavailable
 from serve_app.schemas import BatchPrediction, BatchRequest, Prediction, PredictRequest
 from serve_app.service import CustomerNotFound, Outcome, PredictionService, ScoringRequest, elapsed_ms
 
@@ -47,7 +49,7 @@ def create_api(service: PredictionService, score_one: ScoreOne) -> FastAPI:
     settings = service.settings
     api_key = settings.serve.api_key
 
-    def check_key(x_api_key: Optional[str] = Header(None, alias=API_KEY_HEADER)) -> None:
+    def check_key(x_api_key: str | None = Header(None, alias=API_KEY_HEADER)) -> None:
         # Starlette decodes header values as latin-1: encoding back gives the bytes sent
         if api_key and not key_matches(x_api_key.encode("latin-1") if x_api_key else None, api_key):
             raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
@@ -93,7 +95,8 @@ def create_api(service: PredictionService, score_one: ScoreOne) -> FastAPI:
         return JSONResponse({"detail": str(exc), "customer_id": exc.customer_id}, status_code=404)
 
     @app.exception_handler(OnlineStoreError)
-    async def unavailable(_: Request, exc: OnlineStoreError) -> JSONResponse:
+    @app.exception_handler(SchemaMismatch)
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         template = next((t for kind, t in _UNAVAILABLE.items() if isinstance(exc, kind)), "{}")
         return JSONResponse({"detail": template.format(exc)}, status_code=503, headers={"Retry-After": "1"})
 
@@ -113,7 +116,7 @@ class PredictFastPath:
     the response of the app's own exception handler. Any other request, and one that is not
     well-formed, goes on to FastAPI with its body replayed, so errors keep FastAPI's format."""
 
-    def __init__(self, app: ASGIApp, predict: Predict, api_key: Optional[str],
+    def __init__(self, app: ASGIApp, predict: Predict, api_key: str | None,
                  handlers: Mapping[Any, Callable[..., Any]]) -> None:
         self.app = app
         self.predict = predict
@@ -137,7 +140,7 @@ class PredictFastPath:
                 response = await response
         await response(scope, receive, send)
 
-    def _parse(self, scope: Scope, body: bytes) -> Optional[PredictRequest]:
+    def _parse(self, scope: Scope, body: bytes) -> PredictRequest | None:
         headers = dict(scope["headers"])
         if not headers.get(b"content-type", b"").startswith(b"application/json"):
             return None
@@ -172,7 +175,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replayed
 
 
-def key_matches(presented: Optional[bytes], api_key: str) -> bool:
+def key_matches(presented: bytes | None, api_key: str) -> bool:
     """Constant-time check of a presented API key (raw header bytes, any characters)."""
     return presented is not None and hmac.compare_digest(presented, api_key.encode())
 

@@ -12,32 +12,45 @@ unchanged behind Serve's Python proxy.
 Scoring is one deployment on purpose: every hop between deployments costs a serialisation and a
 network round trip, more than the predict itself. With ``max_batch_size`` > 1 (the default),
 concurrent requests in a replica share one feature read and one model call through
-``@serve.batch``; with 1 each request skips the batch queue. Measured on 2 cores
-(load_tests/results/serving.json): without batching p50 is lower at light load, but p99 stays
-within 25 ms only up to 1,000-1,250 req/s, against 1,750 with batching.
+``@serve.batch``; with 1 each request skips the batch queue (lower latency at light load, less
+throughput under it: load_tests/bench_serving.py measures both).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, cast
 
 from fastapi import FastAPI
 from ray import serve
 
-from ray_jobs import logs
-from ray_jobs.settings import get_settings
+from core import logs
+from core.settings import get_settings
 from serve_app.api import create_api
 from serve_app.metrics import RayInstruments, ServiceMetrics
 from serve_app.service import Outcome, PredictionService, ScoringRequest
+
+if TYPE_CHECKING:
+    from ray.serve import Deployment
+
+
+class _Batched(Protocol):
+    """What ``@serve.batch`` adds to a method at runtime (its typing leaves it out)."""
+
+    def set_max_batch_size(self, new_max_batch_size: int) -> None: ...
+
+    def set_batch_wait_timeout_s(self, new_batch_wait_timeout_s: float) -> None: ...
 
 
 @serve.deployment(name="Predictor")
 @serve.ingress()
 class Predictor:
-    async def __init__(self) -> None:
+    async def __init__(self) -> None:  # type: ignore[misc]  # Serve awaits an async constructor
         logs.configure()
         settings = get_settings()
         self.service = await PredictionService.start(settings, ServiceMetrics(RayInstruments()))
         self.batching = settings.serve.max_batch_size > 1
-        self.score_batched.set_max_batch_size(settings.serve.max_batch_size)
-        self.score_batched.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
+        batched = cast(_Batched, self.score_batched)
+        batched.set_max_batch_size(settings.serve.max_batch_size)
+        batched.set_batch_wait_timeout_s(settings.serve.batch_wait_timeout_s)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         score_one = self.score_batched if self.batching else self.service.score_one
@@ -51,4 +64,4 @@ class Predictor:
         await self.service.close()
 
 
-app = Predictor.bind()
+app = cast("Deployment", Predictor).bind()

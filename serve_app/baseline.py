@@ -8,15 +8,15 @@ Serve, Serve records it).
 from __future__ import annotations
 
 import gc
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
 
 from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp
 
-from ray_jobs import logs
-from ray_jobs.settings import get_settings
+from core import logs
+from core.settings import get_settings
 from serve_app.api import create_api
 from serve_app.metrics import LatencyMiddleware, PrometheusInstruments, ServiceMetrics
 from serve_app.service import PredictionService
@@ -37,7 +37,7 @@ def create() -> FastAPI:
         holder["api"] = LatencyMiddleware(api, instruments)
         # What Serve does for its replicas after start-up (RAY_SERVE_FREEZE_GC_ON_STARTUP): take the
         # objects loaded so far out of the collector's reach. Without it every full collection
-        # walks millions of them: 200 ms pauses under load here.
+        # walks millions of them, pausing the server under load.
         gc.collect()
         gc.freeze()
         yield

@@ -1,13 +1,13 @@
 """The booster's trees compiled for ONNX Runtime, with per-feature contributions in the same pass.
 
-Why: one request needs a probability and its top reasons. XGBoost costs ~0.13 ms per
-``inplace_predict`` call and ~1 ms per row for exact TreeSHAP; ONNX Runtime evaluates the same
-trees in a few microseconds. Contributions are the per-path attributions XGBoost itself computes
-with ``approx_contribs=True`` (Saabas; what batch scoring uses by default too): walking a tree, each
-split moves the expected value of the subtree, and the move is credited to the split's feature.
-Every leaf therefore carries a fixed vector (its value + the credits along its path), so the model
-is one multi-target ``TreeEnsembleRegressor``: target 0 is the margin, target 1 + j feature j's
-contribution.
+Why: one request needs a probability and its top reasons. XGBoost's per-call overhead and its
+per-row TreeSHAP dominate a one-row request; ONNX Runtime evaluates the same trees far faster
+(tests/ check the numbers agree; load_tests/ measure the speed). Contributions are the per-path
+attributions XGBoost itself computes with ``approx_contribs=True`` (Saabas; what batch scoring
+uses by default too): walking a tree, each split moves the expected value of the subtree, and the
+move is credited to the split's feature. Every leaf therefore carries a fixed vector (its value +
+the credits along its path), so the model is one multi-target ``TreeEnsembleRegressor``: target 0
+is the margin, target 1 + j feature j's contribution.
 
 A compiled model is checked against the booster before it is used (``verify``): probabilities
 must agree to 1e-6 on rows that reach every branch, missing values included.
@@ -53,7 +53,7 @@ class _Tree:
             else:
                 left, right = self.left[node], self.right[node]
                 means[node] = (means[left] * self.cover[left] + means[right] * self.cover[right]) / self.cover[node]
-        return np.float32(means)
+        return means.astype(np.float32)
 
     def _preorder(self) -> list[int]:
         order, stack = [], [0]
@@ -67,7 +67,8 @@ class _Tree:
     def leaf_paths(self) -> list[tuple[int, dict[int, float]]]:
         """Each leaf with the contribution credited to each feature on its path."""
         means = self.mean_values()
-        paths, stack = [], [(0, {})]
+        paths: list[tuple[int, dict[int, float]]] = []
+        stack: list[tuple[int, dict[int, float]]] = [(0, {})]
         while stack:
             node, credit = stack.pop()
             if self.is_leaf(node):
@@ -117,11 +118,11 @@ def _ensemble_node(trees: list[_Tree], n_features: int, base_margin: float) -> o
             nodes["truenodeids"].append(0 if leaf else int(tree.left[node]))
             nodes["falsenodeids"].append(0 if leaf else int(tree.right[node]))
             nodes["missing"].append(int(not leaf and tree.default_left[node]))
-        for leaf, credit in tree.leaf_paths():
-            weights = [(0, float(tree.value[leaf]))] + [(1 + f, c) for f, c in sorted(credit.items())]
+        for leaf_node, credit in tree.leaf_paths():
+            weights = [(0, float(tree.value[leaf_node]))] + [(1 + f, c) for f, c in sorted(credit.items())]
             for target, weight in weights:
                 targets["treeids"].append(tree_id)
-                targets["nodeids"].append(leaf)
+                targets["nodeids"].append(leaf_node)
                 targets["ids"].append(target)
                 targets["weights"].append(weight)
     return helper.make_node(
@@ -162,7 +163,7 @@ class CompiledModel:
         self.bias = bias
 
     @classmethod
-    def from_booster(cls, booster: xgb.Booster, n_features: int) -> "CompiledModel":
+    def from_booster(cls, booster: xgb.Booster, n_features: int) -> CompiledModel:
         model = cls(*to_onnx(booster, n_features))
         model.verify(booster, n_features)
         return model

@@ -6,15 +6,19 @@ tagged with deployment and replica, summed across replicas by Prometheus), and r
 Serve's own histogram: with direct ingress each replica records every request in
 ``ray_serve_http_request_latency_ms`` (by route, method and status code). The app records no second
 one: Ray's metrics agent replays every histogram observation one by one
-(``record_histogram_aggregated_batch``), ~10 us of its CPU each, a per-request cost on the same
-cores. The bare-uvicorn baseline records the same series with ``prometheus_client``, its latency
-through ``LatencyMiddleware``, and exposes them at ``/metrics``.
+(``record_histogram_aggregated_batch``), a per-request cost on the same cores. The bare-uvicorn
+baseline records the same series with ``prometheus_client``, its latency through
+``LatencyMiddleware``, and exposes them at ``/metrics``.
 """
 from __future__ import annotations
 
 import time
 from collections import Counter as Tally
-from typing import Any, Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from starlette.types import Message, Receive, Scope, Send
 
 LATENCY_BUCKETS_MS = [0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000]
 ROUTES = frozenset({"/v1/predict", "/v1/predict/batch", "/readyz", "/healthz"})
@@ -46,19 +50,19 @@ class RayInstruments:
     def counter(self, name: str, doc: str, tags: tuple[str, ...]) -> Instrument:
         from ray.serve import metrics
 
-        c = metrics.Counter(name, description=doc, tag_keys=tags)
+        c = metrics.Counter(name, description=doc, tag_keys=cast("tuple[str]", tags))
         return _Recorder(lambda v, t: c.inc(v, tags=t))
 
     def gauge(self, name: str, doc: str, tags: tuple[str, ...]) -> Instrument:
         from ray.serve import metrics
 
-        g = metrics.Gauge(name, description=doc, tag_keys=tags)
+        g = metrics.Gauge(name, description=doc, tag_keys=cast("tuple[str]", tags))
         return _Recorder(lambda v, t: g.set(v, tags=t))
 
     def histogram(self, name: str, doc: str, buckets: list[float], tags: tuple[str, ...]) -> Instrument:
         from ray.serve import metrics
 
-        h = metrics.Histogram(name, description=doc, boundaries=buckets, tag_keys=tags)
+        h = metrics.Histogram(name, description=doc, boundaries=buckets, tag_keys=cast("tuple[str]", tags))
         return _Recorder(lambda v, t: h.observe(v, tags=t))
 
 
@@ -90,7 +94,7 @@ class PrometheusInstruments:
 class ServiceMetrics:
     """The service's series, on any ``Instruments``. Predictions are tallied in the process and
     handed to the library by ``flush``, which the service calls every ``FLUSH_S``: a Ray counter
-    increment per batch was 2.5% of a replica's CPU."""
+    increment per batch is a visible share of a replica's CPU."""
 
     def __init__(self, instruments: Instruments) -> None:
         self._scored: Tally[str] = Tally()
@@ -133,14 +137,14 @@ class LatencyMiddleware:
             "churn_request_latency_ms", "Time to answer a request, by route and status.", LATENCY_BUCKETS_MS,
             ("route", "status"))
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def send_wrapper(message: dict) -> None:
+        async def send_wrapper(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

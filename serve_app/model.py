@@ -5,31 +5,35 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable, Optional, Protocol
+from typing import Protocol
 
 import numpy as np
 import xgboost as xgb
 from mlflow.tracking import MlflowClient
 
+from core.settings import Settings
 from features.feature_set import FeatureSet
-from ray_jobs.ml import registry, segments
-from ray_jobs.ml.explain import top_reasons
-from ray_jobs.settings import Settings
-from serve_app.compiled import CompileError, CompiledModel
+from ml import registry
+from ml.evaluation.explain import top_reasons
+from ml.scoring import segments
+from serve_app.compiled import CompiledModel, CompileError
 from serve_app.schemas import OverrideSchema
 
 log = logging.getLogger(__name__)
 
 
-class Predictor(Protocol):
+class ScoringEngine(Protocol):
+    """What computes a model's numbers: the ONNX-compiled trees or the booster itself."""
+
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(probabilities, per-feature contributions) of float32 rows."""
 
 
-class XGBoostPredictor:
+class XGBoostEngine:
     """The booster itself: ``inplace_predict`` and XGBoost's per-path contributions (the same
-    numbers as ``CompiledModel``, ~10x slower per request)."""
+    numbers as ``CompiledModel``, slower per request)."""
 
     def __init__(self, booster: xgb.Booster) -> None:
         booster.set_param({"nthread": 1})
@@ -54,8 +58,8 @@ class ServingModel:
 
     version: str
     features: FeatureSet
-    engine: str
-    predictor: Predictor
+    engine_name: str
+    engine: ScoringEngine
     bounds: list[tuple[str, float]]
     top_k: int
     index: dict[str, int] = field(init=False)
@@ -68,29 +72,31 @@ class ServingModel:
         object.__setattr__(self, "schema_hash", self.features.schema_hash)
 
     def score(self, X: np.ndarray) -> Scores:
-        proba, contribs = self.predictor.predict(X)
-        return Scores(proba, segments.assign(proba, self.bounds), top_reasons(contribs, self.features.names, self.top_k))
+        proba, contribs = self.engine.predict(X)
+        reasons = top_reasons(contribs, self.features.names, self.top_k)
+        return Scores(proba, segments.assign(proba, self.bounds), reasons)
 
 
-def load_model(settings: Settings, ref: Optional[str] = None) -> ServingModel:
+def load_model(settings: Settings, ref: str | None = None) -> ServingModel:
     """The registered model behind ``ref`` (the serving alias by default), compiled for ONNX
     Runtime unless settings ask for the booster or the compiled form fails its check."""
     loaded = registry.load(settings, ref or settings.serve.model_alias)
-    predictor: Predictor
-    engine = settings.serve.engine
-    if engine == "onnx":
+    engine: ScoringEngine
+    engine_name = settings.serve.engine
+    if engine_name == "onnx":
         try:
-            predictor = CompiledModel.from_booster(loaded.booster, len(loaded.features))
+            engine = CompiledModel.from_booster(loaded.booster, len(loaded.features))
         except CompileError as exc:
             log.warning("serving the booster as is: the compiled form failed", extra={"error": str(exc)})
-            engine, predictor = "xgboost", XGBoostPredictor(loaded.booster)
+            engine_name, engine = "xgboost", XGBoostEngine(loaded.booster)
     else:
-        predictor = XGBoostPredictor(loaded.booster)
+        engine = XGBoostEngine(loaded.booster)
     if settings.segments.by_quantile:
         raise ValueError("quantile risk tiers need a scored population: online serving needs fixed bounds")
     bounds = segments.tier_bounds(settings.segments)
-    log.info("model loaded", extra={"version": loaded.version, "engine": engine, "schema_hash": loaded.schema_hash})
-    return ServingModel(str(loaded.version), loaded.features, engine, predictor, bounds,
+    log.info("model loaded",
+             extra={"version": loaded.version, "engine": engine_name, "schema_hash": loaded.schema_hash})
+    return ServingModel(str(loaded.version), loaded.features, engine_name, engine, bounds,
                         settings.segments.top_reasons)
 
 
@@ -106,8 +112,8 @@ class ModelWatcher:
         self.current = model
         self.compatible = compatible
         self.on_swap = on_swap
-        self._pending: Optional[ServingModel] = None
-        self._task: Optional[asyncio.Task] = None
+        self._pending: ServingModel | None = None
+        self._task: asyncio.Task | None = None
         self._client = MlflowClient(tracking_uri=settings.tracking_uri)
 
     def start(self) -> None:
@@ -141,6 +147,6 @@ class ModelWatcher:
         log.info("model swapped", extra={"from": previous.version, "to": self.current.version})
         return True
 
-    def _alias_version(self) -> Optional[str]:
+    def _alias_version(self) -> str | None:
         mv = registry.version_by_alias(self._client, self.settings, self.settings.serve.model_alias)
         return str(mv.version) if mv else None  # MLflow gives an int here, a str elsewhere

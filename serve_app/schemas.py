@@ -3,7 +3,7 @@ the loaded model's FeatureSet (``OverrideSchema``), names, types and category va
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, ValidationError, create_model
@@ -12,7 +12,7 @@ from features.feature_set import FeatureSet, FeatureSpec
 
 MAX_BATCH_IDS = 1_000
 CustomerId = Annotated[str, Field(min_length=1, max_length=128, examples=["C000042"])]
-OverrideValue = Union[float, bool, str, None]
+OverrideValue = float | bool | str | None
 
 
 class PredictRequest(BaseModel):
@@ -56,12 +56,12 @@ class BatchPrediction(BaseModel):
 
 def _value_type(spec: FeatureSpec) -> Any:
     if spec.dtype == "category":
-        return Optional[Literal[tuple(spec.categories or ())]]  # type: ignore[misc]
+        return Literal[tuple(spec.categories or ())] | None
     if spec.dtype == "bool":
-        return Optional[StrictBool]
+        return StrictBool | None
     if spec.dtype == "int":
-        return Optional[StrictInt]
-    return Optional[Annotated[float, Strict()]]
+        return StrictInt | None
+    return Annotated[float, Strict()] | None
 
 
 def _encode(spec: FeatureSpec, value: OverrideValue) -> float:
@@ -78,8 +78,8 @@ class OverrideSchema:
 
     def __init__(self, features: FeatureSet) -> None:
         self.features = features
-        fields = {spec.name: (_value_type(spec), Field(None, description=spec.description))
-                  for spec in features.features}
+        fields: dict[str, Any] = {spec.name: (_value_type(spec), Field(None, description=spec.description))
+                                  for spec in features.features}
         self.model = create_model("Overrides", __config__=ConfigDict(extra="forbid"), **fields)
 
     def encode(self, overrides: dict[str, Any]) -> dict[str, float]:

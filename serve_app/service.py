@@ -6,15 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence, Union
+from typing import Any
 
 import numpy as np
 
-from features.online_store import (
-    FeatureRows, OnlineReader, OnlineStoreError, RedisOnlineReader, SchemaMismatch, StoreUnavailable,
-)
-from ray_jobs.settings import Settings
+from core.settings import Settings
+from features.feature_set import SchemaMismatch
+from features.online.interface import FeatureRows, OnlineReader, OnlineStoreError, StoreUnavailable
+from features.online.redis_reader import RedisOnlineReader
 from serve_app.metrics import FLUSH_S, ServiceMetrics
 from serve_app.model import ModelWatcher, ServingModel, load_model
 from serve_app.schemas import PredictRequest
@@ -36,7 +37,7 @@ class ScoringRequest:
     overrides: dict[str, float]
 
 
-Outcome = Union[dict[str, Any], CustomerNotFound]
+Outcome = dict[str, Any] | CustomerNotFound
 
 
 class PredictionService:
@@ -45,12 +46,13 @@ class PredictionService:
         self.settings = settings
         self.reader = reader
         self.metrics = metrics
-        self.watcher = ModelWatcher(settings, model, self._compatible, on_swap=lambda m: metrics.model_loaded(m.version))
-        self._flusher: Optional[asyncio.Task] = None
+        self.watcher = ModelWatcher(settings, model, self._compatible,
+                                    on_swap=lambda m: metrics.model_loaded(m.version))
+        self._flusher: asyncio.Task | None = None
         metrics.model_loaded(model.version)
 
     @classmethod
-    async def start(cls, settings: Settings, metrics: ServiceMetrics) -> "PredictionService":
+    async def start(cls, settings: Settings, metrics: ServiceMetrics) -> PredictionService:
         """Load the alias's model and start following the alias."""
         model = await asyncio.to_thread(load_model, settings)
         service = cls(settings, RedisOnlineReader(settings), model, metrics)
@@ -87,13 +89,13 @@ class PredictionService:
         rows = await self._features(model, ids)
         answers = self._answers(model, rows, rows.values, ids)
         return {"predictions": [answers[i] for i in sorted(answers)],
-                "missing": [ids[i] for i in np.flatnonzero(~rows.found)],
+                "missing": [ids[i] for i in np.flatnonzero(~rows.found).tolist()],
                 "model_version": model.version, "feature_version": rows.version.id}
 
     async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """Model loaded, Redis reachable, live features laid out as the model expects."""
         model = self.model
-        checks: dict[str, Any] = {"model": {"ok": True, "version": model.version, "engine": model.engine,
+        checks: dict[str, Any] = {"model": {"ok": True, "version": model.version, "engine": model.engine_name,
                                             "schema_hash": model.schema_hash}}
         try:
             started = time.perf_counter()
@@ -143,7 +145,7 @@ class PredictionService:
         return {
             int(i): {"customer_id": ids[i], "churn_probability": float(p), "risk_segment": str(s),
                      "top_reasons": reasons, "model_version": model.version, "feature_version": rows.version.id}
-            for i, p, s, reasons in zip(found, scores.proba, scores.segments, scores.reasons)
+            for i, p, s, reasons in zip(found.tolist(), scores.proba, scores.segments, scores.reasons)
         }
 
     async def _compatible(self, model: ServingModel) -> bool:

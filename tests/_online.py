@@ -3,12 +3,12 @@ redis-server per test module (never port 6379)."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
-from ray_jobs.serve import free_port
-from ray_jobs.services import RedisServer
-from ray_jobs.settings import Settings
+from core.processes import free_port
+from core.settings import Settings
+from ray_jobs.supervisors.redis_server import RedisServer
 
 PASSWORD = "online-test-pw"
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import ray
 
-from ray_jobs.runtime import init_with_retry
-from ray_jobs.settings import Settings, get_settings
+from core.ray_session import init_with_retry
+from core.settings import Settings, get_settings
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -132,8 +132,7 @@ def register_model(settings: Settings, snapshot, alias: str = "champion", seed: 
     import mlflow
     import xgboost as xgb
 
-    from ray_jobs.ml import registry
-
+    from ml import registry
     frame, features = snapshot.to_pandas(), snapshot.feature_set
     params = {"objective": "binary:logistic", "max_depth": 3, "eta": 0.2, "seed": seed, "nthread": 1}
     booster = xgb.train(params, xgb.DMatrix(frame[features.names].to_numpy("float32"), label=frame["label"],

@@ -8,29 +8,30 @@ from pathlib import Path
 import numpy as np
 import pyarrow.csv as pacsv
 import pytest
-
 from conftest import register_model, synthetic_customers, write_snapshot
+
+from core.settings import ScoringSettings, SegmentSettings, Settings
 from features.feature_set import FeatureSet, FeatureSpec
 from features.snapshot import LATEST
-from ray_jobs.ml import registry, score_runs, scoring, segments
-from ray_jobs.ml.explain import top_reasons
-from ray_jobs.ml.score_table import SCORED_AT, SEGMENT, tier_summary
-from ray_jobs.settings import ScoringSettings, SegmentSettings, Settings
+from ml import registry
+from ml.evaluation.explain import top_reasons
+from ml.scoring import batch, scorer, segments
+from ml.scoring.score_table import SCORED_AT, SEGMENT, tier_summary
 
 
 @pytest.mark.parametrize("cpus", [1, 2, 3, 8, 64])
 @pytest.mark.parametrize("asked", [{}, {"actors": 2, "cpus_per_actor": 1.0}, {"actors": 8}, {"cpus_per_actor": 4.0}])
 def test_pool_always_leaves_cpus_for_the_read_and_write_tasks(cpus, asked):
-    plan = scoring.plan_pool(cpus, ScoringSettings(**asked))
+    plan = scorer.plan_pool(cpus, ScoringSettings(**asked))
     assert plan.actors >= 1 and plan.cpus_per_actor > 0 and 0 < plan.io_cpus <= 0.5
     assert plan.actors * plan.cpus_per_actor + 2 * plan.io_cpus <= cpus + 1e-9  # a read and a write fit
 
 
 def test_two_one_cpu_actors_on_two_cpus_is_shrunk_to_one():
     """The configuration that hung: it becomes one actor next to a read and a write task."""
-    plan = scoring.plan_pool(2, ScoringSettings(actors=2, cpus_per_actor=1.0))
+    plan = scorer.plan_pool(2, ScoringSettings(actors=2, cpus_per_actor=1.0))
     assert (plan.actors, plan.cpus_per_actor, plan.io_cpus) == (1, 1.0, 0.5)
-    default = scoring.plan_pool(2, ScoringSettings())
+    default = scorer.plan_pool(2, ScoringSettings())
     assert (default.actors, default.cpus_per_actor, default.io_cpus) == (2, 0.5, 0.5)
 
 
@@ -40,7 +41,7 @@ def test_vectorised_reasons_match_the_explain_module():
     contribs = rng.normal(size=(500, 12))
     contribs[:5] = -np.abs(contribs[:5])  # nothing raises these customers' risk
     expected = ["; ".join(r["feature"] for r in row) for row in top_reasons(contribs, names, 3)]
-    got = scoring.reason_text(contribs, names, 3).to_pylist()
+    got = scorer.reason_text(contribs, names, 3).to_pylist()
     assert got == expected
     assert got[:5] == [""] * 5
 
@@ -48,9 +49,9 @@ def test_vectorised_reasons_match_the_explain_module():
 def test_model_and_snapshot_must_agree_on_the_encoding():
     snapshot = FeatureSet((FeatureSpec("plan", "category", "", "t", categories=("a", "b")),))
     model = FeatureSet((FeatureSpec("plan", "category", "", "t", categories=("b", "a")),))
-    with pytest.raises(scoring.SchemaMismatch, match="plan"):
-        scoring.check_compatible(model, snapshot)
-    scoring.check_compatible(snapshot, snapshot)
+    with pytest.raises(scorer.SchemaMismatch, match="plan"):
+        scorer.check_compatible(model, snapshot)
+    scorer.check_compatible(snapshot, snapshot)
 
 
 def test_quantile_tiers_split_the_population_by_share():
@@ -60,7 +61,7 @@ def test_quantile_tiers_split_the_population_by_share():
     assert shares == pytest.approx({"top": 0.1, "next": 0.4, "rest": 0.5}, abs=1e-3)
 
 
-def _by_customer(run: score_runs.ScoreRun):
+def _by_customer(run: batch.BatchScores):
     return run.read_table().to_pandas().sort_values("customer_id", ignore_index=True)
 
 
@@ -85,7 +86,7 @@ def snapshot(msettings):
 @pytest.fixture(scope="module")
 def scored(ray_cluster, msettings, snapshot):
     register_model(msettings, snapshot)
-    return score_runs.score_snapshot(msettings, "latest", "champion")
+    return batch.score_snapshot(msettings, "latest", "champion")
 
 
 @pytest.mark.slow
@@ -102,11 +103,11 @@ def test_scores_hold_every_customer_with_the_model_probability(msettings, snapsh
     reasons = scores["top_reasons"][scores["top_reasons"] != ""].str.split("; ")
     assert reasons.map(len).max() == msettings.segments.top_reasons
     assert set(reasons.explode()) <= set(model.features.names)
-    csv = pacsv.read_csv(Path(scored.run.uri) / score_runs.CSV).to_pandas().sort_values("customer_id",
+    csv = pacsv.read_csv(Path(scored.output.uri) / batch.CSV).to_pandas().sort_values("customer_id",
                                                                                          ignore_index=True)
     assert csv["customer_id"].tolist() == scores["customer_id"].tolist()
     np.testing.assert_allclose(csv["probability"], scores["probability"], rtol=1e-6)
-    assert (Path(score_runs.scores_root(msettings)) / LATEST).read_text().strip() == scored.run.id
+    assert (Path(batch.scores_root(msettings)) / LATEST).read_text().strip() == scored.output.id
 
 
 @pytest.mark.slow
@@ -125,10 +126,10 @@ def test_segment_counts_match_the_thresholds(msettings, scored):
 
 @pytest.mark.slow
 def test_a_rerun_reuses_the_complete_folder(msettings, scored):
-    before = _digest(Path(scored.run.uri))
-    again = score_runs.score_snapshot(msettings, "latest", "champion")
-    assert (again.run.id, again.run.built) == (scored.run.id, False)
-    assert _digest(Path(scored.run.uri)) == before and again.summary == scored.summary
+    before = _digest(Path(scored.output.uri))
+    again = batch.score_snapshot(msettings, "latest", "champion")
+    assert (again.output.id, again.output.built) == (scored.output.id, False)
+    assert _digest(Path(scored.output.uri)) == before and again.summary == scored.summary
 
 
 @pytest.mark.slow
@@ -137,8 +138,8 @@ def test_a_forced_rerun_with_the_pool_that_hung_gives_identical_scores(msettings
     the reads no CPU and hung: it is shrunk to fit, completes, and only ``scored_at`` differs."""
     first = _by_customer(scored)
     hung = msettings.model_copy(update={"scoring": ScoringSettings(actors=2, cpus_per_actor=1.0, batch_size=700)})
-    forced = score_runs.score_snapshot(hung, "latest", "champion", force=True)
-    assert forced.run.built and forced.run.id == scored.run.id and forced.summary["pool"]["actors"] == 1
+    forced = batch.score_snapshot(hung, "latest", "champion", force=True)
+    assert forced.output.built and forced.output.id == scored.output.id and forced.summary["pool"]["actors"] == 1
     second = _by_customer(forced)
     assert second.drop(columns=SCORED_AT).equals(first.drop(columns=SCORED_AT))
     assert forced.summary["tiers"] == scored.summary["tiers"]
@@ -153,8 +154,8 @@ def test_a_crash_while_writing_leaves_no_output(msettings, snapshot, scored, tmp
 
     monkeypatch.setattr(score_runs, "export_csv", crash)  # after the parquet parts are written
     with pytest.raises(OSError, match="disk full"):
-        score_runs.score_snapshot(elsewhere, snapshot.uri, "champion")
-    assert list(Path(score_runs.scores_root(elsewhere)).iterdir()) == []  # no run, no temporary, no LATEST
+        batch.score_snapshot(elsewhere, snapshot.uri, "champion")
+    assert list(Path(batch.scores_root(elsewhere)).iterdir()) == []  # no run, no temporary, no LATEST
 
 
 @pytest.mark.slow
@@ -162,7 +163,7 @@ def test_quantile_tiers_score_in_two_passes_with_the_same_probabilities(msetting
     """With quantile tiers the bounds need every probability before any row is labelled."""
     quantiles = msettings.model_copy(update={"segments": SegmentSettings(tiers={"top": 0.9, "rest": 0.0},
                                                                          by_quantile=True)})
-    run = score_runs.score_snapshot(quantiles, "latest", "champion")
+    run = batch.score_snapshot(quantiles, "latest", "champion")
     scores, first = _by_customer(run), _by_customer(scored)
     np.testing.assert_array_equal(scores["probability"], first["probability"])
     assert (scores[SEGMENT] == "top").mean() == pytest.approx(0.1, abs=2e-3)

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ray_jobs.ml import campaigns, realised, score_runs
-from ray_jobs.ml.campaign_runs import plan_campaign
-from ray_jobs.ml.campaigns import NO_CONTACT, Catalogue
-from ray_jobs.settings import CampaignSettings, InterventionSettings
+from core.settings import CampaignSettings, InterventionSettings
+from ml.campaigns import optimiser, realised
+from ml.campaigns.optimiser import NO_CONTACT, Catalogue
+from ml.campaigns.planner import plan_campaign
+from ml.scoring import batch
 
 CATALOGUE = Catalogue.from_settings(InterventionSettings())
 
@@ -26,12 +27,12 @@ def _instance(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_expected_net_value_is_probability_x_value_x_success_minus_cost():
-    ev = campaigns.expected_values(np.array([0.5, 0.1]), np.array([1000.0, 200.0]), CATALOGUE)
+    ev = optimiser.expected_values(np.array([0.5, 0.1]), np.array([1000.0, 200.0]), CATALOGUE)
     for j, name in enumerate(CATALOGUE.names):
         item = InterventionSettings().catalogue[name]
         np.testing.assert_allclose(ev[:, j], [0.5 * 1000 * item.success_rate - item.cost,
                                               0.1 * 200 * item.success_rate - item.cost])
-    outcome = campaigns.expected_outcome(np.array([1, NO_CONTACT]), np.array([0.5, 0.1]), np.array([1000.0, 200.0]),
+    outcome = optimiser.expected_outcome(np.array([1, NO_CONTACT]), np.array([0.5, 0.1]), np.array([1000.0, 200.0]),
                                          CATALOGUE)
     call = InterventionSettings().catalogue["call"]
     assert outcome["expected_saved_revenue"] == pytest.approx(0.5 * 1000 * call.success_rate)
@@ -44,8 +45,8 @@ def _brute_force(ev: np.ndarray, cost: np.ndarray, budget: float) -> float:
     best = 0.0
     for plan in itertools.product(range(-1, ev.shape[1]), repeat=ev.shape[0]):
         choice = np.array(plan)
-        if campaigns.plan_cost(choice, cost) <= budget:
-            best = max(best, campaigns.plan_value(choice, ev))
+        if optimiser.plan_cost(choice, cost) <= budget:
+            best = max(best, optimiser.plan_value(choice, ev))
     return best
 
 
@@ -56,10 +57,10 @@ def test_greedy_respects_the_budget_and_is_near_the_brute_force_optimum(seed):
     cost = rng.uniform(1, 10, m)
     ev = rng.normal(3, 4, (n, m))
     budget = float(rng.uniform(2, 25))
-    choice = campaigns.optimise(ev, cost, budget)
+    choice = optimiser.optimise(ev, cost, budget)
     assert choice.shape == (n,) and set(choice) <= set(range(-1, m))  # one intervention at most
-    assert campaigns.plan_cost(choice, cost) <= budget
-    greedy, optimum = campaigns.plan_value(choice, ev), _brute_force(ev, cost, budget)
+    assert optimiser.plan_cost(choice, cost) <= budget
+    greedy, optimum = optimiser.plan_value(choice, ev), _brute_force(ev, cost, budget)
     assert greedy <= optimum + 1e-9
     assert greedy >= optimum - ev.max()  # the LP-greedy bound: at most one upgrade's value lost
     assert np.all(ev[choice >= 0, choice[choice >= 0]] > 0)  # never a contact of negative value
@@ -69,13 +70,13 @@ def test_greedy_respects_the_budget_and_is_near_the_brute_force_optimum(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_selection_beats_top_k_and_random_at_the_same_budget(budget, seed):
     proba, value = _instance(5_000, seed)
-    selection = campaigns.select(proba, value, CATALOGUE, budget)
-    ev = campaigns.expected_values(proba, value, CATALOGUE)
-    chosen = campaigns.expected_outcome(selection.choice, proba, value, CATALOGUE)
+    selection = optimiser.select(proba, value, CATALOGUE, budget)
+    ev = optimiser.expected_values(proba, value, CATALOGUE)
+    chosen = optimiser.expected_outcome(selection.choice, proba, value, CATALOGUE)
     assert chosen["cost"] <= budget
     for j, name in enumerate(CATALOGUE.names):
-        top_k = campaigns.plan_value(campaigns.top_k_plan(np.argsort(-proba), CATALOGUE.cost, budget, j), ev)
-        random = campaigns.random_outcome(proba, value, CATALOGUE, budget, j)
+        top_k = optimiser.plan_value(optimiser.top_k_plan(np.argsort(-proba), CATALOGUE.cost, budget, j), ev)
+        random = optimiser.random_outcome(proba, value, CATALOGUE, budget, j)
         assert chosen["expected_net_value"] >= top_k - 1e-6
         assert chosen["expected_net_value"] >= random["expected_net_value"] - 1e-6
         assert random["cost"] <= budget
@@ -85,7 +86,7 @@ def test_ineligible_customers_never_get_the_intervention():
     proba, value = _instance(3_000, 2)
     eligible = np.ones((3_000, len(CATALOGUE.names)), dtype=bool)
     eligible[::2, 0] = False  # every other customer gave no e-mail consent
-    selection = campaigns.select(proba, value, CATALOGUE, 5_000.0, eligible)
+    selection = optimiser.select(proba, value, CATALOGUE, 5_000.0, eligible)
     assert (selection.choice == 0).any() and not (selection.choice[::2] == 0).any()
     assert not (selection.baselines["top_k_email"][::2] == 0).any()
 
@@ -93,13 +94,13 @@ def test_ineligible_customers_never_get_the_intervention():
 def test_an_unaffordable_best_upgrade_is_skipped_not_a_stop():
     ev = np.array([[0.0, 500.0], [20.0, 0.0], [15.0, 0.0]])  # customer 0: only the dear option
     cost = np.array([10.0, 100.0])
-    assert campaigns.optimise(ev, cost, 30.0).tolist() == [NO_CONTACT, 0, 0]
+    assert optimiser.optimise(ev, cost, 30.0).tolist() == [NO_CONTACT, 0, 0]
 
 
 def test_a_large_budget_gives_everyone_their_best_positive_option():
     proba, value = _instance(2_000, 5)
-    ev = campaigns.expected_values(proba, value, CATALOGUE)
-    choice = campaigns.optimise(ev, CATALOGUE.cost, 1e12)
+    ev = optimiser.expected_values(proba, value, CATALOGUE)
+    choice = optimiser.optimise(ev, CATALOGUE.cost, 1e12)
     best = np.where(ev.max(axis=1) > 0, ev.argmax(axis=1), NO_CONTACT)
     assert np.array_equal(choice, best)
 
@@ -121,7 +122,7 @@ def test_realised_reduction_counts_saved_churners_in_the_window(tmp_path):
 
 @pytest.fixture
 def scores(ray_cluster, settings, tiny_snapshot, champion):
-    return score_runs.score_snapshot(settings)
+    return batch.score_snapshot(settings)
 
 
 def _truth_for(snapshot, path) -> str:
@@ -160,5 +161,5 @@ def test_campaign_run_writes_a_target_list_within_budget(settings, tiny_snapshot
     assert r["campaign"]["churn_reduction"] > r[f"random_{s['best_random'].removeprefix('random_')}"]["churn_reduction"]
 
     again = plan_campaign(settings, 2_000.0, truth_uri=truth)
-    assert (again.run.id, again.run.built, again.summary) == (result.run.id, False, s)
-    assert plan_campaign(settings, 1_000.0, truth_uri=truth).run.id != result.run.id
+    assert (again.output.id, again.output.built, again.summary) == (result.output.id, False, s)
+    assert plan_campaign(settings, 1_000.0, truth_uri=truth).output.id != result.output.id

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from serve_app.compiled import TOLERANCE, CompileError, CompiledModel, probe_rows, to_onnx
-from serve_app.model import XGBoostPredictor
+from serve_app.compiled import TOLERANCE, CompiledModel, CompileError, probe_rows, to_onnx
+from serve_app.model import XGBoostEngine
 
 N_FEATURES = 59
 
@@ -47,7 +47,7 @@ def test_contributions_equal_xgboost_per_path_contributions(booster):
 
 
 def test_single_rows_and_the_booster_engine_agree(booster):
-    compiled, plain = CompiledModel.from_booster(booster, N_FEATURES), XGBoostPredictor(booster)
+    compiled, plain = CompiledModel.from_booster(booster, N_FEATURES), XGBoostEngine(booster)
     for row in data(20, seed=4)[0]:
         (p1, c1), (p2, c2) = compiled.predict(row[None, :]), plain.predict(row[None, :])
         assert abs(p1[0] - p2[0]) <= TOLERANCE

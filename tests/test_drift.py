@@ -10,12 +10,12 @@ import mlflow
 import numpy as np
 import pytest
 import typer
+from conftest import register_model, synthetic_customers, write_snapshot
 from typer.testing import CliRunner
 
-from conftest import register_model, synthetic_customers, write_snapshot
+from core.settings import DriftSettings
+from ml.drift import check, measures
 from ray_jobs import drift as drift_step
-from ray_jobs.ml import drift, drift_runs
-from ray_jobs.settings import DriftSettings
 
 SETTINGS = DriftSettings()
 
@@ -23,26 +23,26 @@ SETTINGS = DriftSettings()
 def test_psi_is_zero_for_the_same_distribution_and_grows_with_a_shift():
     rng = np.random.default_rng(0)
     ref = rng.normal(0, 1, 50_000)
-    edges, discrete = drift.bin_edges(ref, 10)
+    edges, discrete = measures.bin_edges(ref, 10)
     assert not discrete and edges.size == 9
-    assert drift.psi(ref, ref, edges) == 0.0
-    small, large = (drift.psi(ref, rng.normal(shift, 1, 50_000), edges) for shift in (0.1, 0.6))
+    assert measures.psi(ref, ref, edges) == 0.0
+    small, large = (measures.psi(ref, rng.normal(shift, 1, 50_000), edges) for shift in (0.1, 0.6))
     assert small < SETTINGS.psi_warn < SETTINGS.psi_critical < large
 
 
 def test_discrete_features_are_binned_per_value_so_a_small_move_is_not_drift():
     """Per-region values (five point masses): a 2% move of every value keeps every bin."""
     ref = np.repeat([35.0, 38.0, 40.0, 62.0, 70.0], 1_000)
-    edges, discrete = drift.bin_edges(ref, 10)
+    edges, discrete = measures.bin_edges(ref, 10)
     assert discrete and edges.tolist() == [36.5, 39.0, 51.0, 66.0]
-    assert drift.psi(ref, ref * 1.02, edges) == 0.0
-    assert drift.psi(ref, np.where(ref == 70.0, 35.0, ref), edges) > SETTINGS.psi_critical
+    assert measures.psi(ref, ref * 1.02, edges) == 0.0
+    assert measures.psi(ref, np.where(ref == 70.0, 35.0, ref), edges) > SETTINGS.psi_critical
 
 
 def test_grading_and_exit_codes():
-    assert [drift.grade(v, 0.1, 0.25) for v in (None, 0.05, 0.1, 0.3)] == ["ok", "ok", "warn", "critical"]
-    assert drift.worst("ok", "critical", "warn") == "critical" and drift.worst() == "ok"
-    assert drift.EXIT_CODES == {"ok": 0, "warn": 1, "critical": 2}
+    assert [measures.grade(v, 0.1, 0.25) for v in (None, 0.05, 0.1, 0.3)] == ["ok", "ok", "warn", "critical"]
+    assert measures.worst("ok", "critical", "warn") == "critical" and measures.worst() == "ok"
+    assert measures.EXIT_CODES == {"ok": 0, "warn": 1, "critical": 2}
 
 
 def _columns(frame, names) -> dict[str, np.ndarray]:
@@ -60,7 +60,7 @@ def _shifted(seed: int):
 def test_shifted_features_are_flagged_and_rank_first():
     reference, features = synthetic_customers(4_000, seed=0)
     current, _ = _shifted(1)
-    result = drift.compare_features(_columns(reference, features.names), _columns(current, features.names),
+    result = measures.compare_features(_columns(reference, features.names), _columns(current, features.names),
                                     features.names, SETTINGS)
     assert {d.feature for d in result[:2]} == {"tickets_30d", "monthly_price"}
     assert all(d.level == "critical" for d in result[:2]) and all(d.level == "ok" for d in result[2:])
@@ -69,7 +69,7 @@ def test_shifted_features_are_flagged_and_rank_first():
 def test_two_samples_of_the_same_process_raise_no_alarm():
     reference, features = synthetic_customers(4_000, seed=0)
     current, _ = synthetic_customers(4_000, seed=1)
-    result = drift.compare_features(_columns(reference, features.names), _columns(current, features.names),
+    result = measures.compare_features(_columns(reference, features.names), _columns(current, features.names),
                                     features.names, SETTINGS)
     assert all(d.level == "ok" for d in result), [(d.feature, d.psi, d.ks) for d in result]
 
@@ -77,18 +77,18 @@ def test_two_samples_of_the_same_process_raise_no_alarm():
 def test_region_context_features_are_capped_at_the_context_level():
     ref = np.repeat([35.0, 38.0, 40.0, 62.0, 70.0], 1_000)
     moved = np.where(ref == 38.0, 41.0, ref)  # one region's weekly value crosses a bin
-    assert drift.feature_drift("latency", ref, moved, SETTINGS).level == "critical"
-    assert drift.feature_drift("latency", ref, moved, SETTINGS, context=True).level == SETTINGS.context_level == "warn"
+    assert measures.feature_drift("latency", ref, moved, SETTINGS).level == "critical"
+    assert measures.feature_drift("latency", ref, moved, SETTINGS, context=True).level == SETTINGS.context_level == "warn"
 
 
 def test_missing_rate_and_label_rate_changes_are_graded():
     reference, features = synthetic_customers(4_000, seed=0)
     current, _ = synthetic_customers(4_000, seed=1)
     current.loc[current.index[::4], "monthly_price"] = np.nan  # 25% missing now
-    price = drift.feature_drift("monthly_price", reference["monthly_price"].to_numpy("float64"),
+    price = measures.feature_drift("monthly_price", reference["monthly_price"].to_numpy("float64"),
                                 current["monthly_price"].to_numpy("float64"), SETTINGS)
     assert price.missing_change == pytest.approx(0.25) and price.level == "critical" and price.psi < SETTINGS.psi_warn
-    label = drift.label_drift(np.r_[np.ones(100), np.zeros(900)], np.r_[np.ones(160), np.zeros(840)], SETTINGS)
+    label = measures.label_drift(np.r_[np.ones(100), np.zeros(900)], np.r_[np.ones(160), np.zeros(840)], SETTINGS)
     assert label.relative_change == pytest.approx(0.6) and label.level == "critical"
 
 
@@ -117,8 +117,8 @@ def test_drift_command_reports_logs_to_mlflow_and_exits_by_level(settings, cli):
     assert critical.exit_code == 2, critical.output
     assert "tickets_30d" in critical.output
 
-    run = drift_runs.check_drift(settings, ref.id, "latest")  # the report just written, reused
-    assert not run.run.built and run.status == "critical"
+    run = check.check_drift(settings, ref.id, "latest")  # the report just written, reused
+    assert not run.output.built and run.status == "critical"
     assert run.summary["prediction"]["level"] != "ok" and run.summary["label"] is not None
     page = run.report.read_text()
     plots = sorted(run.report.parent.glob("*.png"))
@@ -144,7 +144,7 @@ AS_OF = dt.date(2026, 5, 30)
 
 
 def _generate(out: Path, seed: int, **drift_args) -> Path:
-    generate = pytest.importorskip("features.synth").generate
+    generate = pytest.importorskip("simulator").generate
     generate(str(out), customers=2_000, days=DAYS, seed=seed, start_date=START, defect_rate=0.0, shard_size=2_000,
              **drift_args)
     return out / "raw"
@@ -164,10 +164,10 @@ def test_a_generated_scenario_is_detected_on_the_features_it_touches(spark, sett
                                                    drift_start=DRIFT_START), AS_OF)
     other_draw = _snapshot(spark, settings, _generate(tmp_path / "other", seed=12), AS_OF)
 
-    run = drift_runs.check_drift(settings, baseline.id, drifted.id, model_ref=None)
+    run = check.check_drift(settings, baseline.id, drifted.id, model_ref=None)
     top = run.summary["features"][:2]
     assert run.status != "ok" and {f["feature"] for f in top} <= TOUCHED, run.summary["features"][:5]
     assert all(f["level"] != "ok" for f in top)
 
-    same_process = drift_runs.check_drift(settings, baseline.id, other_draw.id, model_ref=None)
+    same_process = check.check_drift(settings, baseline.id, other_draw.id, model_ref=None)
     assert same_process.status != "critical", [f for f in same_process.summary["features"] if f["level"] != "ok"]

@@ -10,11 +10,11 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from core.settings import Settings
 from features import raw_etl, validation
 from features.definitions import FEATURES
 from features.sources import SOURCES
-from features.synth import generate
-from ray_jobs.settings import Settings
+from simulator import generate
 
 pytestmark = pytest.mark.slow
 

@@ -75,14 +75,14 @@ def test_unknown_column_is_named(spark, settings, telco_csv):
 def test_telco_tuned_model_cross_validates_above_084_and_beats_logistic_regression(spark, settings, telco_csv):
     """5-fold CV on the Telco snapshot with the configuration `churn tune` found (committed in
     tuning/configs/telco.json), against a logistic-regression baseline on the same folds."""
+    from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
-    from sklearn.compose import make_column_transformer
 
-    from ray_jobs.ml.cv import cross_validated_auc
-    from ray_jobs.ml.data import Labelled, fold_of
+    from ml.data import Labelled, fold_of
+    from ml.training.cross_validation import cross_validated_auc
 
     snapshot = table_etl.run(spark, settings, telco_csv, "customerID", "Churn", {}, {"TotalCharges": 0.0}).snapshot
     tuned = json.loads((Path(__file__).parents[1] / "tuning" / "configs" / "telco.json").read_text())

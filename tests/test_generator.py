@@ -17,13 +17,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from features.sources import SOURCES, SOURCES_BY_NAME, Source
-from features.synth import DEFECT_KINDS, SCENARIOS, generate
+from simulator import DEFECT_KINDS, SCENARIOS, generate
 
 START = "2026-04-01"
 
 
 def _generate(out: Path, **overrides):
-    args = dict(customers=3_000, days=60, seed=11, start_date=START, defect_rate=0.02, shard_size=1_500)
+    args = {"customers": 3_000, "days": 60, "seed": 11, "start_date": START, "defect_rate": 0.02, "shard_size": 1_500}
     return generate(str(out), **{**args, **overrides})
 
 
@@ -182,7 +182,7 @@ def _hashes(out: Path) -> dict[str, str]:
 
 
 def test_same_seed_gives_identical_files_and_another_seed_does_not(ray_cluster, tmp_path):
-    small = dict(customers=600, days=20, shard_size=300)
+    small = {"customers": 600, "days": 20, "shard_size": 300}
     _generate(tmp_path / "a", **small)
     _generate(tmp_path / "b", **small)
     _generate(tmp_path / "c", **small, seed=12)
@@ -192,7 +192,7 @@ def test_same_seed_gives_identical_files_and_another_seed_does_not(ray_cluster, 
 
 
 def test_in_process_runner_writes_the_same_files_as_ray(ray_cluster, tmp_path):
-    small = dict(customers=400, days=10, shard_size=200)
+    small = {"customers": 400, "days": 10, "shard_size": 200}
     _generate(tmp_path / "ray", **small)
     _generate(tmp_path / "local", **small, use_ray=False)
     assert _hashes(tmp_path / "ray") == _hashes(tmp_path / "local")

@@ -17,8 +17,9 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import jsonschema
 import kubernetes_validate
@@ -27,7 +28,7 @@ import yaml
 from kubernetes_validate.utils import schema_contents
 from referencing import Registry, Resource
 
-from ray_jobs.serve import CLUSTER_FLAGS
+from ray_jobs.supervisors.ray_head import CLUSTER_FLAGS
 
 REPO = Path(__file__).resolve().parents[1]
 KUBERAY = REPO / "kuberay"
@@ -55,7 +56,7 @@ convert = _import("kuberay_schemas_convert", KUBERAY / "schemas" / "convert.py")
 # --------------------------------------------------------------------------- helpers
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def rendered(target: str) -> tuple[dict, ...]:
     return tuple(render.build(TARGETS[target], engine="builtin"))
 
@@ -119,12 +120,12 @@ def ray_errors(obj: dict) -> list[str]:
     return [f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def k8s_validator(kind: str, api_version: str) -> jsonschema.Draft202012Validator:
     """The strict validator kubernetes_validate.validate() builds, built once per kind."""
     group = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
-    version = [v for v in kubernetes_validate.utils.all_versions()
-               if kubernetes_validate.utils.major_minor(v) == K8S_VERSION][0]
+    version = next(v for v in kubernetes_validate.utils.all_versions()
+               if kubernetes_validate.utils.major_minor(v) == K8S_VERSION)
     folder = f"kubernetes-json-schema/v{version}-local-strict"
     schema = schema_contents(f"{folder}/{kind.lower()}-{group}.json", K8S_VERSION)
     definitions = schema_contents(f"{folder}/_definitions.json", K8S_VERSION)
@@ -187,7 +188,7 @@ def test_builtin_renderer_matches_kustomize(target):
 
 def test_vendored_schema_is_well_formed():
     schema = kuberay_schema()
-    assert RAY_KINDS <= set(schema["$defs"])
+    assert set(schema["$defs"]) >= RAY_KINDS
     jsonschema.Draft202012Validator.check_schema(schema)
     for path, node in walk(schema):
         if isinstance(node, dict) and isinstance(node.get("properties"), dict):
@@ -386,7 +387,7 @@ STEPS = sorted({re.fullmatch(r"python -m ray_jobs\.(\w+)", o["spec"]["entrypoint
 
 
 def test_every_pipeline_step_has_a_rayjob():
-    assert STEPS == sorted(["generate", "etl", "train", "tune", "materialize", "batch_score", "drift"])
+    assert sorted(["generate", "etl", "train", "tune", "materialize", "batch_score", "drift"]) == STEPS
 
 
 @pytest.mark.parametrize("step", STEPS)
@@ -408,7 +409,7 @@ def test_one_image_tag_matching_the_pinned_ray_version():
     for where, image in ours.items():
         assert image.endswith(f"churn-platform:{image_tag()}"), f"{where}: {image}"
     for where, image in _images():
-        assert where in ours or re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), \
+        assert where in ours or (re.search(r":[\w.-]+$", image) and not image.endswith(":latest")), \
             f"{where}: third-party image without a pinned tag: {image}"
     dockerfile = (KUBERAY / "Dockerfile").read_text()
     assert re.findall(r"^FROM\s+(\S+)", dockerfile, re.M) == [f"rayproject/ray:{ray_version()}-py311"]
@@ -588,9 +589,9 @@ def test_run_script_starts_unsuspended_copies_in_order(tmp_path, job_status):
 
 
 def test_churn_env_vars_name_real_settings():
-    """Every CHURN_* variable the manifests set is a field of ray_jobs.settings.Settings (pydantic
+    """Every CHURN_* variable the manifests set is a field of core.settings.Settings (pydantic
     ignores unknown ones, so a renamed field would silently fall back to its default)."""
-    from ray_jobs.settings import Settings
+    from core.settings import Settings
 
     def exists(name: str) -> bool:
         model = Settings

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from _online import online_settings, running_redis
 from conftest import synthetic_customers, write_snapshot
-from features.online_store import (
-    LoadIncomplete, NoLiveVersion, OnlineStoreError, RedisOnlineReader, RedisOnlineStore, SchemaMismatch, StoreUnavailable,
-    decode_rows, encode_rows, schema_tag,
-)
-from ray_jobs import materialize
-from ray_jobs.settings import get_settings
+from typer.testing import CliRunner
+
+from core.settings import get_settings
+from features.feature_set import SchemaMismatch
+from features.online import materialize
+from features.online.codec import decode_rows, encode_rows, schema_tag
+from features.online.interface import LoadIncomplete, NoLiveVersion, OnlineStoreError, StoreUnavailable
+from features.online.redis_reader import RedisOnlineReader
+from features.online.redis_writer import RedisOnlineStore
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")]
@@ -47,7 +48,7 @@ def load(store: RedisOnlineStore, stamp: float, ids=IDS) -> str:
     version = store.begin(FEATURES, source=f"stamp-{stamp}")
     store.put_many(version.id, ids, np.full((len(ids), len(FEATURES)), stamp, dtype=np.float32))
     store.flip(version.id, expected_rows=len(ids), sample_ids=ids[:10])
-    store.collect()
+    store.prune_old_versions()
     return version.id
 
 

@@ -9,10 +9,10 @@ import shutil
 
 import pytest
 import redis
-
 from _online import PASSWORD, running_redis
-from features.pipelined_redis import PipelinedRedis, RedisCallError, RedisReplyError
-from ray_jobs.serve import free_port
+
+from core.processes import free_port
+from features.online.pipelined_redis import PipelinedRedis, RedisCallError, RedisReplyError
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 

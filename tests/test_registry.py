@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ray_jobs.ml import registry
+from ml import registry
 
 
 def test_registered_champion_loads_with_its_feature_schema(settings, tiny_snapshot, champion):

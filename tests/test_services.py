@@ -10,8 +10,8 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 import redis
@@ -19,10 +19,10 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from typer.testing import CliRunner
 
+from core.processes import free_port
+from core.settings import Settings, get_settings
 from ray_jobs import services
-from ray_jobs.serve import free_port
-from ray_jobs.services import RedisServer, ServiceError
-from ray_jobs.settings import Settings, get_settings
+from ray_jobs.supervisors.redis_server import RedisServer, ServiceError
 
 pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
 

@@ -10,13 +10,14 @@ import time
 import httpx
 import numpy as np
 import pytest
-
 from _online import free_port, online_settings, running_redis
 from conftest import register_model, synthetic_customers, write_snapshot
+
 from features.feature_set import FeatureSet, FeatureSpec
-from features.online_store import RedisOnlineStore
-from ray_jobs import serve as churn_serve
-from ray_jobs.ml import registry, segments
+from features.online.redis_writer import RedisOnlineStore
+from ml import registry
+from ml.scoring import segments
+from ray_jobs.supervisors import serve_deployment
 from serve_app.api import create_api
 from serve_app.metrics import FLUSH_S, PrometheusInstruments, ServiceMetrics
 from serve_app.service import PredictionService
@@ -47,17 +48,17 @@ def stack(tmp_path_factory):
         register_model(settings, snapshot)
         publish(settings, source=snapshot.id)
         try:
-            churn_serve.deploy(settings)
-            churn_serve.wait_ready(settings)
+            serve_deployment.deploy(settings)
+            serve_deployment.wait_ready(settings)
             yield settings, redis_server, snapshot
         finally:
-            churn_serve.shutdown(settings)
+            serve_deployment.shutdown(settings)
 
 
 @pytest.fixture(scope="module")
 def client(stack):
     settings = stack[0]
-    with httpx.Client(base_url=churn_serve.route(settings), timeout=30) as http:
+    with httpx.Client(base_url=serve_deployment.route(settings), timeout=30) as http:
         yield http
 
 
@@ -172,7 +173,7 @@ def test_alias_switch_under_load_fails_no_request(stack):
     failures: list[str] = []
 
     async def load(stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(base_url=churn_serve.route(settings), timeout=30) as http:
+        async with httpx.AsyncClient(base_url=serve_deployment.route(settings), timeout=30) as http:
             async def worker(k: int) -> None:
                 i = k
                 while not stop.is_set():
@@ -261,7 +262,7 @@ def test_features_of_another_layout_are_never_decoded(local_api):
     """A materialisation with another FeatureSet: readiness and predictions say so (503);
     rolling the features back restores service."""
     settings, make = local_api
-    other = FeatureSet(FEATURES.features + (FeatureSpec("extra", "float", "new", "test"),))
+    other = FeatureSet((*FEATURES.features, FeatureSpec("extra", "float", "new", "test")))
     frame = FRAME.assign(extra=1.0)
 
     async def scenario():
@@ -286,7 +287,7 @@ def test_unexpected_errors_are_a_500_without_a_trace(local_api):
 
     async def scenario():
         service, api = await make()
-        service.model.predictor.predict = lambda X: 1 / 0
+        service.model.engine.predict = lambda X: 1 / 0
         transport = httpx.ASGITransport(api, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={"X-API-Key": "s3cret"}) as http:
             r = await http.post("/v1/predict", json={"customer_id": IDS[0]})

@@ -12,18 +12,18 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import psutil
+import pyarrow as pa
 import pytest
 import ray
+from conftest import register_model, synthetic_customers, write_snapshot
 from mlflow.tracking import MlflowClient
 
-from ray_jobs.ml import promotion, registry
-from ray_jobs.ml.trainer import fit, shards
-from ray_jobs.ml.training import split_datasets, train_and_register
-from ray_jobs.settings import Settings
+from core.settings import Settings
+from ml import promotion, registry
+from ml.training.pipeline import split_datasets, train_and_register
+from ml.training.ray_train import fit, shards
 from tuning.search import METRIC, search
-from conftest import register_model, synthetic_customers, write_snapshot
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def _postgres_uri() -> str | None:
 
         psycopg2.connect(host="127.0.0.1", port=5432, user="postgres", dbname="test", connect_timeout=2).close()
         return "postgresql://postgres@127.0.0.1:5432/test"
-    except Exception:  # noqa: BLE001  (any failure means: no server here)
+    except Exception:
         return None
 
 

@@ -7,16 +7,16 @@ import time
 
 import pytest
 import ray
+from conftest import synthetic_customers, write_snapshot
 from ray.util import placement_group_table
 from ray.util.state import list_actors
 
 import tuning.search
-from ray_jobs.ml.trainer import shards
-from ray_jobs.ml.training import split_datasets
-from ray_jobs.runtime import ray_session
-from ray_jobs.settings import Settings
+from core.ray_session import ray_session
+from core.settings import Settings
+from ml.training.pipeline import split_datasets
+from ml.training.ray_train import shards
 from tuning.search import METRIC, search
-from conftest import synthetic_customers, write_snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

@@ -14,10 +14,11 @@ from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 from ray.tune.search.optuna import OptunaSearch
 
+from core.settings import Settings
 from features.feature_set import FeatureSet
-from ray_jobs.ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
-from ray_jobs.ml.trainer import WorkerShards, booster_params, make_trainer, shards
-from ray_jobs.settings import Settings
+from ml.data import dataset_pos_weight, frame_splits, scale_pos_weight
+from ml.training.ray_train import WorkerShards, booster_params, make_trainer, shards
+from ml.training.reporting import ReportEveryN
 
 METRIC = "validation-auc"
 
@@ -33,15 +34,8 @@ SEARCH_SPACE: dict[str, Any] = {
 }
 
 
-class _ReportEveryN(xgb.callback.TrainingCallback):
-    def __init__(self, every: int) -> None:
-        self.every = every
-
-    def after_iteration(self, model: xgb.Booster, epoch: int, evals_log: dict) -> bool:
-        if (epoch + 1) % self.every == 0:
-            tune.report({f"{data}-{name}": values[-1] for data, metrics in evals_log.items()
-                         for name, values in metrics.items()})
-        return False
+def _report_to_tune(metrics: dict[str, float], _: xgb.Booster) -> None:
+    tune.report(metrics)
 
 
 def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, names: list[str],
@@ -54,7 +48,7 @@ def single_worker_trial(config: dict[str, Any], train: tuple, valid: tuple, name
     xgb.train(params, dtrain, num_boost_round=fixed["num_boost_round"],
               evals=[(dtrain, "train"), (dvalid, "validation")],
               early_stopping_rounds=fixed["early_stopping_rounds"], verbose_eval=False,
-              callbacks=[_ReportEveryN(fixed["report_every"])])
+              callbacks=[ReportEveryN(fixed["report_every"], _report_to_tune)])
 
 
 def distributed_trial(config: dict[str, Any], worker_shards: WorkerShards, names: list[str],
@@ -66,17 +60,19 @@ def distributed_trial(config: dict[str, Any], worker_shards: WorkerShards, names
         name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
         storage_path=str((settings.state_dir / "ray_results").absolute()),
         # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
-        failure_config=FailureConfig(max_failures=t.max_failures, controller_failure_limit=3),
-        callbacks=[TuneReportCallback()],
+        failure_config=FailureConfig(  # type: ignore[call-arg]  # Train v2's class at runtime, typed as v1's
+            max_failures=t.max_failures, controller_failure_limit=3),
+        callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # v2's RunConfig takes v2 callbacks
     )).fit()
 
 
-def search(settings: Settings, rows: "ray.data.Dataset", features: FeatureSet,  # noqa: F821
+def search(settings: Settings, rows: ray.data.Dataset, features: FeatureSet,
            trials: int) -> tune.ResultGrid:
     """Run the search on ``rows`` (training and validation rows, ``SPLIT`` column); every trial's
     reports (``validation-auc`` every N rounds) are kept."""
     t, s = settings.train, settings.tune
     names = features.names
+    resources: tune.PlacementGroupFactory | dict[str, float]
     if s.distributed_trials:
         fixed = {"settings": settings, "pos_weight": dataset_pos_weight(rows)}
         trainable = tune.with_parameters(distributed_trial, worker_shards=shards(rows, t.num_workers),

@@ -2,17 +2,23 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, cast
 
 import mlflow
 from ray import tune
 
 from tuning.search import METRIC
 
+if TYPE_CHECKING:
+    from ray.tune import Result
+
 
 def log_trials(results: tune.ResultGrid, tags: dict[str, str]) -> int:
     """One nested run per trial: its sampled parameters and its metrics at every report."""
     logged = 0
-    for i, result in enumerate(results):
+    for i, result in enumerate(cast("Iterable[Result]", results)):
+        assert result.config is not None
         with mlflow.start_run(run_name=f"trial-{i:03d}", nested=True, tags=tags):
             mlflow.log_params(result.config)
             frame = result.metrics_dataframe
@@ -29,6 +35,7 @@ def log_trials(results: tune.ResultGrid, tags: dict[str, str]) -> int:
 
 def best_config(results: tune.ResultGrid) -> tuple[dict, float]:
     best = results.get_best_result(metric=METRIC, mode="max", scope="all")
+    assert best.config is not None and best.metrics is not None
     frame = best.metrics_dataframe
     score = float(frame[METRIC].max()) if frame is not None and METRIC in frame else float(best.metrics[METRIC])
     return dict(best.config), score

@@ -1,0 +1,183 @@
+"""An asyncio Redis client for the serving hot path: one connection per client, every command
+pipelined on it.
+
+Why not redis-py's asyncio client: each command checks a connection out of a pool (locks, a
+``wait_for`` per read) and parses the reply in Python, several times the CPU of this client per
+read. Commands issued in the same event-loop iteration leave in one write; Redis answers a
+connection's commands in order, so each caller waits on a future in a FIFO and hiredis parses
+the replies.
+
+Failures: a refused or lost connection fails every pending command with ``ConnectionError`` and
+the next command connects again; a command unanswered after ``timeout_s`` means the server (or
+the connection) stalled, not that one command is slow, since they all share it: the connection is
+dropped, what was pending fails with ``TimeoutError``, and each is tried once more on a fresh
+connection. Error replies raise ``RedisReplyError``. All three are ``OSError`` or
+``RedisReplyError``: ``RedisCallError`` catches them.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import Any
+
+import hiredis
+from redis.connection import parse_url
+
+Reply = Any  # bytes, int, None or a list of them, as hiredis parses them
+
+
+class RedisReplyError(RuntimeError):
+    """Redis answered with an error (WRONGPASS, NOAUTH, WRONGTYPE...)."""
+
+
+RedisCallError = (OSError, RedisReplyError)  # what a command can raise (ConnectionError, TimeoutError are OSErrors)
+
+
+class _Connection(asyncio.Protocol):
+    """One connection: commands buffered until the end of the loop iteration, replies matched
+    to callers in order, and a watchdog on the oldest unanswered command."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.closed = False
+        self._parser = hiredis.Reader()
+        self._pending: deque[tuple[asyncio.Future, float]] = deque()  # (reply, deadline)
+        self._outgoing: list[bytes] = []
+        self._transport: asyncio.Transport | None = None
+        self._flush_scheduled = False
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._failure: OSError | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport  # type: ignore[assignment]
+
+    def send(self, args: tuple) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        reply = loop.create_future()
+        self._pending.append((reply, loop.time() + self.timeout_s))
+        self._outgoing.append(hiredis.pack_command(args))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self.timeout_s, self._check_stalled)
+        return reply
+
+    def data_received(self, data: bytes) -> None:
+        self._parser.feed(data)
+        try:
+            while (reply := self._parser.gets()) is not False:
+                waiter, _ = self._pending.popleft()
+                if waiter.done():  # its caller gave up (cancelled)
+                    continue
+                if isinstance(reply, hiredis.ReplyError):
+                    waiter.set_exception(RedisReplyError(str(reply)))
+                else:
+                    waiter.set_result(reply)
+        except hiredis.ProtocolError as exc:
+            self._drop(ConnectionError(f"unreadable reply from Redis: {exc}"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        failure = self._failure or ConnectionError(f"connection to Redis lost: {exc or 'closed by the server'}")
+        while self._pending:
+            waiter, _ = self._pending.popleft()
+            if not waiter.done():
+                waiter.set_exception(failure)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.closed and self._transport is not None:
+            self._transport.write(b"".join(self._outgoing))
+        self._outgoing.clear()
+
+    def _check_stalled(self) -> None:
+        self._watchdog = None
+        if not self._pending:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = self._pending[0][1]
+        if loop.time() >= deadline:
+            self._drop(TimeoutError(f"no reply from Redis within {self.timeout_s:g} s"))
+        else:
+            self._watchdog = loop.call_later(deadline - loop.time(), self._check_stalled)
+
+    def _drop(self, failure: OSError) -> None:
+        self._failure = failure
+        self.closed = True
+        if self._transport is not None:
+            self._transport.abort()  # connection_lost fails the pending commands with `failure`
+
+
+class PipelinedRedis:
+    """``await client.execute("MGET", k1, k2)``: the reply as hiredis parses it (bytes, not str).
+    The URL is a redis://, rediss:// or unix:// URL as redis-py reads them (user, password, db)."""
+
+    def __init__(self, url: str, timeout_s: float) -> None:
+        self._params = parse_url(url)
+        self._tls = url.startswith("rediss://")
+        self.timeout_s = timeout_s
+        self._connection: _Connection | None = None
+        self._opening: asyncio.Task[_Connection] | None = None
+
+    async def execute(self, *args: Any) -> Reply:
+        """Send one command; a timeout is tried once more on a fresh connection."""
+        try:
+            return await (await self._connected()).send(args)
+        except TimeoutError:
+            return await (await self._connected()).send(args)
+
+    async def close(self) -> None:
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+        if self._connection is not None:
+            self._connection.close()
+
+    async def _connected(self) -> _Connection:
+        if self._connection is not None and not self._connection.closed:
+            return self._connection
+        if self._opening is None or self._opening.done():  # one attempt at a time; callers share it
+            self._opening = asyncio.get_running_loop().create_task(self._open())
+        self._connection = await asyncio.shield(self._opening)
+        return self._connection
+
+    async def _open(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        params = self._params
+
+        def protocol() -> _Connection:
+            return _Connection(self.timeout_s)
+
+        if "path" in params:
+            opening = loop.create_unix_connection(protocol, params["path"])
+        else:
+            opening = loop.create_connection(protocol, params.get("host", "localhost"), params.get("port", 6379),
+                                             ssl=_tls_context(params) if self._tls else None)
+        try:
+            _, connection = await asyncio.wait_for(opening, self.timeout_s)
+        except OSError as exc:  # refused, unreachable, timed out
+            raise ConnectionError(f"cannot connect to Redis: {exc or type(exc).__name__}") from exc
+        try:
+            if params.get("password"):
+                await connection.send(("AUTH", *filter(None, (params.get("username"), params["password"]))))
+            if params.get("db"):
+                await connection.send(("SELECT", params["db"]))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+
+def _tls_context(params: dict) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=params.get("ssl_ca_certs"))
+    if params.get("ssl_cert_reqs") in ("none", ssl.CERT_NONE):
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

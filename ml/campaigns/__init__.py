@@ -1,0 +1,2 @@
+"""Retention campaigns: choosing whom to contact with what under a budget, and checking a plan
+against realised churn."""

@@ -1,0 +1,1 @@
+"""Holdout evaluation of a model (metrics, lift, campaign value, plots, report) and its explanations."""

@@ -1,1 +1,0 @@
-"""Model code shared by the training, tuning, scoring and serving steps."""
