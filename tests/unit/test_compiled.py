@@ -64,11 +64,15 @@ def test_early_stopped_booster_predicts_as_xgboost_does():
     assert np.max(np.abs(proba - booster.inplace_predict(X))) <= TOLERANCE
 
 
-def test_what_cannot_be_compiled_exactly_is_refused(booster):
+def test_a_non_binary_objective_is_refused():
     X, y = data(2_000, seed=6)
     regressor = xgb.train({"objective": "reg:squarederror", "max_depth": 3}, xgb.DMatrix(X, label=y), 5)
     with pytest.raises(CompileError, match="objective"):
         CompiledModel.from_booster(regressor, N_FEATURES)
+
+
+def test_a_compiled_model_of_other_trees_fails_verification(booster):
+    X, y = data(2_000, seed=6)
     other = xgb.train({"objective": "binary:logistic", "max_depth": 3, "seed": 1}, xgb.DMatrix(X, label=y), 20)
     wrong = CompiledModel(*to_onnx(other, N_FEATURES))
     with pytest.raises(CompileError, match="differs"):

@@ -35,10 +35,13 @@ def built(spark, raw, tmp_path_factory):
     return raw_etl.run(spark, settings, str(raw), AS_OF, horizon_days=30)
 
 
+def test_the_snapshot_reports_every_catalogue_source(built):
+    assert set(built.snapshot.manifest["sources"]) == {s.name for s in SOURCES}
+
+
 def test_every_injected_defect_is_caught_and_counts_reconcile(raw, built):
     injected = json.loads((raw / "_manifest.json").read_text())["sources"]
     found = built.snapshot.manifest["sources"]
-    assert set(found) == {s.name for s in SOURCES}
     for name, gen in injected.items():
         rep, defects = found[name], gen["defects"]
         assert rep["rows_in"] == gen["rows"], name
@@ -47,22 +50,45 @@ def test_every_injected_defect_is_caught_and_counts_reconcile(raw, built):
         assert rep["late_arrivals"] == defects.get("late_arrival", 0), name
         expected = {k: v for k, v in defects.items() if k not in ("duplicate", "late_arrival") and v}
         assert rep["quarantined_by_kind"] == expected, name
+
+
+def test_the_quarantine_holds_every_quarantined_row_with_its_rule_and_record(built):
+    found = built.snapshot.manifest["sources"]
     quarantine = pq.read_table(Path(built.snapshot.uri, "quarantine")).to_pandas()
     assert len(quarantine) == sum(sum(r["quarantined"].values()) for r in found.values())
     assert quarantine["rule"].str.contains(":").all() and quarantine["record"].str.startswith("{").all()
 
 
-def test_snapshot_layout_and_manifest(built):
+def test_the_snapshot_is_published_with_its_success_markers(built):
     snap = built.snapshot
-    m = snap.manifest
     assert (Path(snap.uri) / "_SUCCESS").exists() and (Path(snap.uri) / "data" / "_SUCCESS").exists()
+
+
+def test_the_manifest_records_the_schema_the_as_of_date_and_the_label(built):
+    m = built.snapshot.manifest
     assert m["schema_hash"] == FEATURES.schema_hash and m["as_of"] == str(AS_OF) and m["label"] is True
-    assert m["data_window"] == ["2026-04-01", "2026-06-19"]
-    df = snap.to_pandas()
+
+
+def test_the_manifest_records_the_window_of_the_raw_data(built):
+    assert built.snapshot.manifest["data_window"] == ["2026-04-01", "2026-06-19"]
+
+
+def test_the_snapshot_columns_are_the_id_the_features_the_label_and_the_as_of_date(built):
+    df = built.snapshot.to_pandas()
     assert list(df.columns) == ["customer_id", *FEATURES.names, "label", "as_of"]
-    assert df["customer_id"].is_unique and len(df) == m["rows"] > 1_000
-    assert 0.02 < m["label_rate"] < 0.25
-    assert set(m["profile"]) == set(FEATURES.names)
+
+
+def test_the_snapshot_has_one_row_per_customer(built):
+    df = built.snapshot.to_pandas()
+    assert df["customer_id"].is_unique and len(df) == built.snapshot.manifest["rows"] > 1_000
+
+
+def test_the_label_rate_is_plausible(built):
+    assert 0.02 < built.snapshot.manifest["label_rate"] < 0.25
+
+
+def test_the_manifest_profiles_every_feature(built):
+    assert set(built.snapshot.manifest["profile"]) == set(FEATURES.names)
 
 
 def test_features_never_peek_past_the_as_of_date(spark, raw, built, tmp_path):
@@ -102,12 +128,18 @@ def test_defect_rate_over_the_limit_fails_with_a_summary(spark, raw, tmp_path):
     assert not (tmp_path / "data" / "snapshots" / "LATEST").exists()
 
 
-def test_missing_and_empty_sources_are_named(spark, raw, tmp_path):
+def test_a_missing_source_is_named(spark, raw, tmp_path):
     broken = tmp_path / "raw"
     shutil.copytree(raw, broken)
     shutil.rmtree(broken / "nps_surveys")
     with pytest.raises(validation.SourceError, match="'nps_surveys' is missing"):
         raw_etl.run(spark, Settings(state_dir=tmp_path), str(broken), AS_OF)
+
+
+def test_an_empty_source_is_named(spark, raw, tmp_path):
+    broken = tmp_path / "raw"
+    shutil.copytree(raw, broken)
+    shutil.rmtree(broken / "nps_surveys")
     (broken / "nps_surveys").mkdir()
     with pytest.raises(validation.SourceError, match="'nps_surveys' is empty"):
         raw_etl.run(spark, Settings(state_dir=tmp_path), str(broken), AS_OF)

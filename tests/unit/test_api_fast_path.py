@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import pytest
 from fastapi.responses import JSONResponse
 
 from serve_app.api import PredictFastPath
@@ -66,31 +67,40 @@ def test_a_valid_prediction_is_answered_without_the_app():
     assert app.bodies == []
 
 
-def test_raised_errors_get_the_handler_of_their_closest_class():
+def test_an_error_gets_the_handler_of_its_closest_class():
     r, _ = call("POST", "/v1/predict", json={"customer_id": "gone"})
     assert r.status_code == 404 and r.json() == {"missing": "gone"}
+
+
+def test_an_error_without_a_handler_of_its_own_gets_the_catch_all_handler():
     r, _ = call("POST", "/v1/predict", json={"customer_id": "boom"})
     assert r.status_code == 500 and r.json() == {"detail": "internal"}
 
 
-def test_requests_it_cannot_vouch_for_reach_the_app_with_their_body():
-    cases = [
-        ("POST", "/v1/predict", {"json": {"customer_id": ""}}),  # invalid: the app says why
-        ("POST", "/v1/predict", {"content": b'{"customer_id": "C1"', "headers": {"content-type": "application/json"}}),
-        ("POST", "/v1/predict", {"content": b'{"customer_id": "C1"}', "headers": {"content-type": "text/plain"}}),
-        ("POST", "/v1/predict/batch", {"json": {"customer_ids": ["C1"]}}),
-        ("GET", "/v1/predict", {}),
-    ]
-    for method, path, kwargs in cases:
-        r, app = call(method, path, **kwargs)
-        assert r.status_code == 299, (method, path, kwargs)
-        sent = kwargs.get("content") or (httpx.Request(method, "http://t", json=kwargs["json"]).content
-                                         if "json" in kwargs else b"")
-        assert app.bodies == [sent]
+@pytest.mark.parametrize("method, path, kwargs", [
+    pytest.param("POST", "/v1/predict", {"json": {"customer_id": ""}}, id="invalid-the-app-says-why"),
+    pytest.param("POST", "/v1/predict",
+                 {"content": b'{"customer_id": "C1"', "headers": {"content-type": "application/json"}},
+                 id="truncated-json"),
+    pytest.param("POST", "/v1/predict",
+                 {"content": b'{"customer_id": "C1"}', "headers": {"content-type": "text/plain"}},
+                 id="not-json-content-type"),
+    pytest.param("POST", "/v1/predict/batch", {"json": {"customer_ids": ["C1"]}}, id="batch-route"),
+    pytest.param("GET", "/v1/predict", {}, id="get"),
+])
+def test_requests_it_cannot_vouch_for_reach_the_app_with_their_body(method, path, kwargs):
+    r, app = call(method, path, **kwargs)
+    assert r.status_code == 299, (method, path, kwargs)
+    sent = kwargs.get("content") or (httpx.Request(method, "http://t", json=kwargs["json"]).content
+                                     if "json" in kwargs else b"")
+    assert app.bodies == [sent]
 
 
-def test_the_api_key_is_checked_before_answering():
+@pytest.mark.parametrize("headers, status", [
+    pytest.param({}, 299, id="no-key-goes-to-the-app"),
+    pytest.param({"X-API-Key": "bad"}, 299, id="wrong-key-goes-to-the-app"),
+    pytest.param({"X-API-Key": "k"}, 200, id="right-key-is-answered"),
+])
+def test_the_api_key_is_checked_before_answering(headers, status):
     body = {"customer_id": "C1"}
-    assert call("POST", "/v1/predict", api_key="k", json=body)[0].status_code == 299
-    assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "bad"})[0].status_code == 299
-    assert call("POST", "/v1/predict", api_key="k", json=body, headers={"X-API-Key": "k"})[0].status_code == 200
+    assert call("POST", "/v1/predict", api_key="k", json=body, headers=headers)[0].status_code == status

@@ -1,4 +1,7 @@
-"""``ray_jobs.services`` against a real redis-server (no mocks).
+"""``RedisServer`` against a real redis-server (no mocks): the server it starts (one per module
+for the read-only checks), persistence across a restart, stopping, and what it refuses or leaves
+alone: ports of foreign redis-servers, processes it did not start, an external REDIS_URL, a
+server that dies while starting.
 
 Every test uses its own tmp state dir and free ports (never 6379, which belongs to someone else on
 this machine), and every process a test starts is stopped by a finalizer.
@@ -12,21 +15,22 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-from typer.testing import CliRunner
 
 from core.processes import free_port
-from core.settings import Settings, get_settings
-from ray_jobs import services
+from core.settings import Settings
 from ray_jobs.supervisors.redis_server import RedisServer, ServiceError
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+from support import SERVICES_PASSWORD as PASSWORD
+from support import remove_churn_env
 
-PASSWORD = "s3cr3t-pw"
+pytestmark = [pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed"),
+              pytest.mark.usefixtures("clean_env")]
 
 
 def wait_ping(client: redis.Redis, timeout: float = 10.0) -> None:
@@ -39,34 +43,6 @@ def wait_ping(client: redis.Redis, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-
-
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No REDIS_URL / CHURN_* from the caller's shell leaks into the settings of a test."""
-    for name in list(os.environ):
-        if name.startswith("CHURN_") or name == "REDIS_URL":
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
-    """Build RedisServers on tmp state dirs; stops whatever they started afterwards."""
-    created: list[RedisServer] = []
-
-    def make(port: int | None = None, host: str = "127.0.0.1", **kwargs) -> RedisServer:
-        settings = Settings(
-            state_dir=tmp_path / f"state{len(created)}",
-            redis={"host": host, "port": port or free_port(), "password": PASSWORD},
-            **kwargs,
-        )
-        server = RedisServer(settings)
-        created.append(server)
-        return server
-
-    yield make
-    for server in created:
-        server.down()
 
 
 @pytest.fixture
@@ -95,36 +71,69 @@ def foreign_redis() -> Iterator[Callable[..., tuple[subprocess.Popen, int]]]:
             proc.wait()
 
 
-def test_lifecycle(make_server: Callable[..., RedisServer]) -> None:
-    server = make_server()
-    port = server.cfg.port
+# --------------------------------------------------------------------------- the server it starts
+@pytest.fixture(scope="module")
+def started(tmp_path_factory) -> Iterator[SimpleNamespace]:
+    """One RedisServer started for the module's read-only checks (stopped at its end)."""
+    with pytest.MonkeyPatch.context() as env:
+        remove_churn_env(env)
+        port = free_port()
+        server = RedisServer(Settings(state_dir=tmp_path_factory.mktemp("redis-lifecycle"),
+                                      redis={"host": "127.0.0.1", "port": port, "password": PASSWORD}))
+        try:
+            status = server.up()
+            client = redis.Redis(port=port, password=PASSWORD, decode_responses=True)
+            yield SimpleNamespace(server=server, port=port, status=status, client=client)
+        finally:
+            server.down()
 
-    st = server.up()
+
+def test_up_starts_a_healthy_owned_server_with_aof(started) -> None:
+    st = started.status
     assert st.running and st.healthy and st.owned and st.aof is True
-    assert st.pid == server.running_pid() and st.port == port
-    assert PASSWORD not in st.url and st.url == f"redis://127.0.0.1:{port}/0"
-    assert server.status().healthy
+    assert st.pid == started.server.running_pid() and st.port == started.port
+    assert started.server.status().healthy
 
-    client = redis.Redis(port=port, password=PASSWORD, decode_responses=True)
-    assert client.ping()
+
+def test_the_reported_url_has_no_password(started) -> None:
+    st = started.status
+    assert PASSWORD not in st.url and st.url == f"redis://127.0.0.1:{started.port}/0"
+
+
+def test_a_client_with_the_password_is_answered(started) -> None:
+    assert started.client.ping()
+
+
+def test_a_client_without_the_password_is_refused(started) -> None:
     # NOAUTH is raised as AuthenticationError (redis-py strips the code); RESP2, as the RESP3
     # default fails one step earlier, on HELLO. No retries: they would only add backoff delays.
-    anonymous = redis.Redis(port=port, protocol=2, retry=Retry(NoBackoff(), 0))
+    anonymous = redis.Redis(port=started.port, protocol=2, retry=Retry(NoBackoff(), 0))
     with pytest.raises(redis.AuthenticationError, match="Authentication required"):
         anonymous.ping()
 
-    # the password is in the 0600 conf file only, never on the command line
-    assert PASSWORD not in Path(f"/proc/{st.pid}/cmdline").read_bytes().decode()
-    assert (server.conf_path.stat().st_mode & 0o777) == 0o600
 
-    again = server.up()
-    assert again.pid == st.pid and "already running" in again.message
+def test_the_password_is_in_the_0600_conf_file_only_never_on_the_command_line(started) -> None:
+    assert PASSWORD not in Path(f"/proc/{started.status.pid}/cmdline").read_bytes().decode()
+    assert (started.server.conf_path.stat().st_mode & 0o777) == 0o600
 
+
+def test_a_second_up_finds_it_already_running(started) -> None:
+    again = started.server.up()
+    assert again.pid == started.status.pid and "already running" in again.message
+
+
+def test_the_server_runs_with_aof_everysec_and_no_rdb_in_its_dir(started) -> None:
+    client = started.client
     assert client.config_get("appendonly") == {"appendonly": "yes"}
     assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
     assert client.config_get("save") == {"save": ""}
-    assert Path(client.config_get("dir")["dir"]) == server.dir
+    assert Path(client.config_get("dir")["dir"]) == started.server.dir
 
+
+def test_data_survives_a_restart(make_server: Callable[..., RedisServer]) -> None:
+    server = make_server()
+    server.up()
+    client = redis.Redis(port=server.cfg.port, password=PASSWORD, decode_responses=True)
     client.set("churn:survives", "yes")
     assert server.down() is True
     client.connection_pool.disconnect()
@@ -132,6 +141,10 @@ def test_lifecycle(make_server: Callable[..., RedisServer]) -> None:
     assert client.get("churn:survives") == "yes"
     assert server.status().keys == 1
 
+
+def test_down_stops_the_server_and_removes_its_pidfile(make_server: Callable[..., RedisServer]) -> None:
+    server = make_server()
+    server.up()
     assert server.down() is True
     st = server.status()
     assert not st.running and not st.healthy and st.pid is None
@@ -139,19 +152,7 @@ def test_lifecycle(make_server: Callable[..., RedisServer]) -> None:
     assert server.down() is False
 
 
-def test_refuses_port_held_by_plain_socket(make_server: Callable[..., RedisServer]) -> None:
-    with socket.socket() as holder:
-        holder.bind(("127.0.0.1", 0))
-        holder.listen()
-        port = holder.getsockname()[1]
-        server = make_server(port=port)
-        with pytest.raises(ServiceError, match=rf"port {port}\b.*CHURN_REDIS__PORT"):
-            server.up()
-        assert server.running_pid() is None
-        with socket.create_connection(("127.0.0.1", port), timeout=2):
-            pass  # the foreign listener is untouched
-
-
+# --------------------------------------------------------------------------- what it leaves alone
 def test_refuses_port_held_by_foreign_redis(make_server, foreign_redis) -> None:
     proc, port = foreign_redis()
     server = make_server(port=port)
@@ -193,27 +194,6 @@ def test_external_redis_url_starts_nothing(make_server, foreign_redis, tmp_path:
     assert proc.poll() is None
 
 
-def test_external_redis_url_unreachable(make_server) -> None:
-    server = make_server(redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    with pytest.raises(ServiceError, match="does not answer"):
-        server.up()
-    assert not server.status().healthy
-
-
-def test_refuses_port_6379(make_server) -> None:
-    server = make_server(port=6379)
-    with pytest.raises(ServiceError, match="6379.*CHURN_REDIS__PORT"):
-        server.up()
-    assert server.running_pid() is None and not server.dir.exists()
-
-
-def test_missing_redis_server(make_server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    server = make_server()
-    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    with pytest.raises(ServiceError, match="apt-get install redis-server"):
-        server.up()
-
-
 def test_start_failure_reports_log_tail(make_server) -> None:
     """A server that dies while starting fails fast with the tail of its log."""
     server = make_server()
@@ -225,47 +205,3 @@ def test_start_failure_reports_log_tail(make_server) -> None:
         server.up()
     assert time.monotonic() - started < 5
     assert server.running_pid() is None
-
-
-def test_host_not_local(make_server) -> None:
-    server = make_server(host="192.0.2.1")  # TEST-NET-1: never a local address
-    with pytest.raises(ServiceError, match="cannot bind 192.0.2.1.*CHURN_REDIS__HOST"):
-        server.up()
-
-
-@pytest.fixture
-def cli_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Settings]:
-    """CHURN_* env for the CLI; ``get_settings()`` is lru_cached, so clear it before and after."""
-    monkeypatch.setenv("CHURN_STATE_DIR", str(tmp_path / "cli-state"))
-    monkeypatch.setenv("CHURN_REDIS__PORT", str(free_port()))
-    monkeypatch.setenv("CHURN_REDIS__PASSWORD", PASSWORD)
-    get_settings.cache_clear()
-    settings = get_settings()
-    yield settings
-    RedisServer(settings).down()
-    get_settings.cache_clear()
-
-
-def test_cli(cli_env: Settings) -> None:
-    runner = CliRunner()
-    port = cli_env.redis.port
-
-    result = runner.invoke(services.app, ["up"])
-    assert result.exit_code == 0, result.output
-    assert "started" in result.output and str(port) in result.output
-    assert PASSWORD not in result.output
-
-    result = runner.invoke(services.app, ["up"])
-    assert result.exit_code == 0 and "already running" in result.output
-
-    result = runner.invoke(services.app, ["status"])
-    assert result.exit_code == 0 and "healthy" in result.output and "aof=on" in result.output
-
-    result = runner.invoke(services.app, ["down"])
-    assert result.exit_code == 0 and "stopped" in result.output
-
-    result = runner.invoke(services.app, ["status"])
-    assert result.exit_code == 1 and "not running" in result.output
-
-    result = runner.invoke(services.app, ["down"])
-    assert result.exit_code == 0 and "nothing to stop" in result.output
