@@ -1,5 +1,5 @@
 """A drift check: two snapshots (+ the registered model, when there is one) -> a report folder
-under ``<state_dir>/reports/drift/<output-id>/`` (report.html, PNG plots, measures.json), logged to
+under ``<state_dir>/reports/drift/<output-id>/`` (report.html, PNG plots, drift.json), logged to
 MLflow as a run of the experiment with the report as artifacts.
 
 The output id fingerprints both snapshots, the model version and the drift settings: re-checking
@@ -28,7 +28,7 @@ from ml.registry import LoadedModel
 
 log = logging.getLogger(__name__)
 
-RESULT = "measures.json"
+RESULT = "drift.json"
 Columns = dict[str, np.ndarray]
 
 

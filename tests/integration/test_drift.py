@@ -5,6 +5,7 @@ Spark on Ray. Each scenario runs once per module; the tests assert on its result
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -74,6 +75,11 @@ def test_drift_command_exits_2_on_critical_drift_naming_the_feature(drift_cli):
 
 def test_drift_check_reuses_the_report_the_command_wrote(drift_cli):
     assert not drift_cli.run.output.built and drift_cli.run.status == "critical"
+
+
+def test_drift_summary_is_stored_as_drift_json_beside_the_report(drift_cli):
+    stored = json.loads((drift_cli.run.report.parent / "drift.json").read_text())
+    assert stored["status"] == drift_cli.run.status and stored["run_id"] == drift_cli.run.output.id
 
 
 def test_drift_summary_grades_the_predictions_and_the_label(drift_cli):
