@@ -38,24 +38,25 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    """The fields of ``/proc/<pid>/stat`` after the command name (state first); None when gone."""
+def _live_stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first); None when the
+    process is gone or a zombie."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+    return fields if fields[0] not in ("Z", "X") else None
 
 
 def proc_alive(pid: int) -> bool:
     """True when ``pid`` exists and is not a zombie."""
-    fields = _stat_fields(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
+    return _live_stat_fields(pid) is not None
 
 
 def proc_session(pid: int) -> int | None:
     """The session id of a live ``pid``."""
-    fields = _stat_fields(pid)
-    return int(fields[3]) if fields is not None and fields[0] not in ("Z", "X") else None
+    fields = _live_stat_fields(pid)
+    return int(fields[3]) if fields is not None else None
 
 
 def proc_cmdline(pid: int) -> str:

@@ -52,7 +52,7 @@ def profile(ds: Dataset, columns: list[str]) -> dict[str, dict[str, Any]]:
             "count": n,
             "missing_rate": (rows - n) / rows if rows else 0.0,
             "mean": mean,
-            "std": float(np.sqrt(max(sq / n - (total / n) ** 2, 0.0))) if n else None,
+            "std": float(np.sqrt(max(sq / n - mean ** 2, 0.0))) if mean is not None else None,
             "min": min(float(p[f"{c}|min"]) for p in parts) if n else None,
             "max": max(float(p[f"{c}|max"]) for p in parts) if n else None,
             "quantiles": dict(zip(map(str, _QUANTILES), np.quantile(sample, _QUANTILES).tolist()))

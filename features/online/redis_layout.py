@@ -40,8 +40,7 @@ class Keys:
 
 
 def version_from_meta(version: str, meta: dict) -> OnlineVersion:
-    text = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-            for k, v in meta.items()}
+    text = {decoded(k): decoded(v) for k, v in meta.items()}
     return OnlineVersion(
         id=version, features=FeatureSet.from_json(json.loads(text["features"])), schema_hash=text["schema_hash"],
         rows=int(text.get("rows", 0)), source=text.get("source", ""), state=text.get("state", ""),

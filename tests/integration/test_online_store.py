@@ -81,27 +81,25 @@ def test_readers_get_the_rolled_back_values_and_which_ids_are_missing(lifecycle)
 
 
 # --------------------------------------------------------------------------- an incomplete load
-def _half_load(store: RedisOnlineStore):
-    """A published version, and a new one holding 100 of its 500 rows."""
+def _refused_half_load(store: RedisOnlineStore):
+    """A published version, and a new one holding 100 of its 500 rows whose flip was refused."""
     live = load(store, 1.0)
     version = store.begin(FEATURES, source="half")
     store.put_many(version.id, IDS[:100], np.zeros((100, len(FEATURES)), dtype=np.float32))
+    with pytest.raises(LoadIncomplete, match="100 rows confirmed, 500 expected"):
+        store.flip(version.id, expected_rows=len(IDS))
     return live, version
 
 
 def test_incomplete_load_is_never_published(osettings):
     store = RedisOnlineStore(osettings)
-    live, version = _half_load(store)
-    with pytest.raises(LoadIncomplete, match="100 rows confirmed, 500 expected"):
-        store.flip(version.id, expected_rows=len(IDS))
+    live, _ = _refused_half_load(store)
     assert store.live().id == live
 
 
 def test_an_aborted_load_leaves_neither_keys_nor_a_version(osettings):
     store = RedisOnlineStore(osettings)
-    live, version = _half_load(store)
-    with pytest.raises(LoadIncomplete, match="100 rows confirmed, 500 expected"):
-        store.flip(version.id, expected_rows=len(IDS))
+    live, version = _refused_half_load(store)
     store.abort(version.id)
     assert store.live().id == live
     assert vector_keys(store, version.id) == 0 and version.id not in {v.id for v in store.versions()}
@@ -109,9 +107,7 @@ def test_an_aborted_load_leaves_neither_keys_nor_a_version(osettings):
 
 def test_an_aborted_version_cannot_be_flipped(osettings):
     store = RedisOnlineStore(osettings)
-    _, version = _half_load(store)
-    with pytest.raises(LoadIncomplete, match="100 rows confirmed, 500 expected"):
-        store.flip(version.id, expected_rows=len(IDS))
+    _, version = _refused_half_load(store)
     store.abort(version.id)
     with pytest.raises(OnlineStoreError, match="does not exist"):
         store.flip(version.id, expected_rows=100)
