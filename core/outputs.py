@@ -38,9 +38,11 @@ def is_complete(uri: str) -> bool:
     return storage.exists(storage.join(uri, SUCCESS))
 
 
-def publish(root: str, output_id: str, write: Callable[[str], None], force: bool = False) -> Output:
+def publish(root: str, output_id: str, write: Callable[[str], None], force: bool = False,
+            latest: bool = True) -> Output:
     """Build ``root/output_id`` with ``write(tmp_uri)`` unless it is already complete, then point
-    LATEST at it. A crash inside ``write`` leaves neither the folder nor LATEST changed."""
+    LATEST at it (unless ``latest`` is False: an auxiliary output). A crash inside ``write`` leaves
+    neither the folder nor LATEST changed."""
     uri = storage.join(root, output_id)
     built = force or not is_complete(uri)
     if built:
@@ -50,12 +52,13 @@ def publish(root: str, output_id: str, write: Callable[[str], None], force: bool
             storage.write_text_atomic(storage.join(tmp, SUCCESS), "")
     else:
         log.info("output already complete, reused", extra={"output": output_id, "uri": uri})
-    storage.write_text_atomic(storage.join(root, LATEST), output_id + "\n")
+    if latest:
+        storage.write_text_atomic(storage.join(root, LATEST), output_id + "\n")
     return Output(output_id, uri, built)
 
 
 def publish_summarised(root: str, output_id: str, write: Callable[[str], dict[str, Any]], summary_name: str,
-                       force: bool = False) -> tuple[Output, dict[str, Any]]:
+                       force: bool = False, latest: bool = True) -> tuple[Output, dict[str, Any]]:
     """``publish`` where ``write(tmp_uri)`` returns the output's summary, stored in it as
     ``summary_name``; the summary of a reused output is read back from there."""
     summary: dict[str, Any] = {}
@@ -64,7 +67,7 @@ def publish_summarised(root: str, output_id: str, write: Callable[[str], dict[st
         summary.update(write(tmp))
         storage.write_json_atomic(storage.join(tmp, summary_name), summary)
 
-    output = publish(root, output_id, write_with_summary, force)
+    output = publish(root, output_id, write_with_summary, force, latest)
     return output, summary if output.built else storage.read_json(storage.join(output.uri, summary_name))
 
 

@@ -123,6 +123,7 @@ class TuneSettings(BaseModel):
 
 class RegistrySettings(BaseModel):
     model_name: str = "churn-xgboost"
+    uplift_model_name: str = Field("churn-uplift", description="The uplift model's own registered model.")
     experiment: str = "churn"
     min_auc_gain: float = Field(0.002, description="ROC-AUC a challenger must add over the champion.")
     min_value_gain: float = Field(0.0, description="Relative expected-campaign-value gain a challenger must add.")
@@ -184,6 +185,33 @@ class InterventionSettings(BaseModel):
         "checked against generated truth (a labelled snapshot's own horizon wins).",
     )
     goal_churn_reduction: float = Field(0.15, description="Business goal: share of churn a campaign prevents.")
+    control_share: float = Field(0.1, ge=0, lt=1, description="Share of a campaign's selected customers kept "
+                                 "aside, at random, as its control group (not contacted).")
+
+
+def _baseline_params() -> dict[str, float | int | str]:
+    return {"eta": 0.05, "max_depth": 4, "min_child_weight": 5, "subsample": 0.8, "colsample_bytree": 0.8,
+            "lambda": 1.0, "tree_method": "hist"}
+
+
+def _arm_params() -> dict[str, float | int | str]:
+    return {"eta": 0.05, "max_depth": 2, "min_child_weight": 10, "subsample": 0.8, "colsample_bytree": 0.8,
+            "lambda": 30.0, "tree_method": "hist"}
+
+
+class UpliftSettings(BaseModel):
+    """The uplift model: what each intervention changes in a customer's churn, learnt from past campaigns.
+
+    A baseline model learns churn without contact (control group and untargeted customers); each
+    intervention's model starts from the baseline shifted by the catalogue's success rate and learns
+    only the correction the contacts support (heavily regularised: with little history it stays at
+    the catalogue's rate)."""
+
+    baseline_params: dict[str, float | int | str] = Field(default_factory=_baseline_params)
+    arm_params: dict[str, float | int | str] = Field(default_factory=_arm_params)
+    num_boost_round: int = 300
+    early_stopping_rounds: int = 30
+    min_qini_gain: float = Field(0.0, description="Held-out Qini a challenger must add over the champion.")
 
 
 class DriftSettings(BaseModel):
@@ -271,6 +299,7 @@ class Settings(BaseSettings):
     segments: SegmentSettings = SegmentSettings()
     scoring: ScoringSettings = ScoringSettings()
     interventions: InterventionSettings = InterventionSettings()
+    uplift: UpliftSettings = UpliftSettings()
     drift: DriftSettings = DriftSettings()
     online: OnlineStoreSettings = OnlineStoreSettings()
     serve: ServeSettings = ServeSettings()

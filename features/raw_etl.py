@@ -4,7 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import pyarrow.fs as pafs
@@ -15,7 +17,7 @@ from core.settings import Settings
 from features import validation
 from features.definitions import FEATURES
 from features.profile import profile
-from features.snapshot import Snapshot, laid_out, publish
+from features.snapshot import CONTACTS, Snapshot, laid_out, publish
 from features.sources import SOURCES, Source
 from features.spark_features import build_features
 from features.spark_session import spark_path
@@ -24,6 +26,10 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger(__name__)
+
+
+Validated = tuple[dict[str, "DataFrame"], list[validation.SourceReport], "DataFrame"]
+"""The valid rows of every source, their reports, and the quarantined rows."""
 
 
 class EtlError(ValueError):
@@ -66,7 +72,7 @@ def _validate_sources(spark: SparkSession, raw_uri: str, sources: tuple[Source, 
         raw = validation.read_raw(spark, raw_uri, source)
         checked = validation.validate(raw, source).persist()
         rep = validation.report(checked, source)
-        if rep.rows_in == 0:
+        if rep.rows_in == 0 and not source.may_be_empty:
             raise validation.SourceError(f"raw source '{source.name}' is empty (0 rows)")
         reports.append(rep)
         tables[source.name] = validation.valid_rows(checked, source)
@@ -83,54 +89,93 @@ def run(spark: SparkSession, settings: Settings, raw_uri: str, as_of: dt.date,
     A training snapshot (the default) carries the label "churned within ``horizon_days`` after
     ``as_of``" and needs data up to that date; a scoring snapshot has no label.
     """
-    import ray.data
+    return run_many(spark, settings, raw_uri, [as_of], horizon_days, scoring)[0]
 
-    started = time.perf_counter()
+
+def run_many(spark: SparkSession, settings: Settings, raw_uri: str, dates: list[dt.date],
+             horizon_days: int = 30, scoring: bool = False, latest: bool = True) -> list[EtlResult]:
+    """``run`` at several as-of dates (the features at each past campaign's contact date): the
+    sources are validated once, and only if a snapshot is not built yet. ``latest=False`` leaves
+    the LATEST pointer alone (auxiliary snapshots)."""
     for source in SOURCES:
         validation.check_present(raw_uri, source)
-    first, last = data_window(raw_uri)
+    window = data_window(raw_uri)
+    horizon: int | None = None if scoring else horizon_days
+    for as_of in dates:
+        _check_date(as_of, window, horizon)
+    raw_print = _raw_fingerprint(raw_uri)
+    validated: list[Validated] = []
+
+    def sources() -> Validated:
+        if not validated:
+            tables, reports, quarantine = _validate_sources(spark, raw_uri, SOURCES)
+            limit = settings.etl.max_defect_rate
+            validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
+                                                    for s in SOURCES})
+            validated.append((tables, reports, quarantine))
+        return validated[0]
+
+    results = []
+    for as_of in dates:
+        started = time.perf_counter()
+        snapshot_id = f"{as_of:%Y%m%d}-" + fingerprint(raw_print, str(as_of), horizon, FEATURES.schema_hash,
+                                                        code_version())
+        snapshot, built = publish(settings, snapshot_id,
+                                  partial(_write, validated=sources, as_of=as_of, horizon=horizon, raw_uri=raw_uri,
+                                          window=window), latest)
+        results.append(EtlResult(snapshot, built, time.perf_counter() - started))
+    return results
+
+
+def _check_date(as_of: dt.date, window: tuple[dt.date, dt.date], horizon: int | None) -> None:
+    first, last = window
     if not first <= as_of <= last:
         raise EtlError(f"as-of date {as_of} is outside the raw data window {first}..{last}")
-    horizon: int | None = None if scoring else horizon_days
     if horizon is not None and as_of + dt.timedelta(days=horizon) > last:
         raise EtlError(f"a {horizon}-day label after {as_of} needs data up to {as_of + dt.timedelta(days=horizon)}, "
                        f"but the raw data ends on {last}; choose an earlier --as-of or use --scoring")
-    snapshot_id = f"{as_of:%Y%m%d}-" + fingerprint(_raw_fingerprint(raw_uri), str(as_of), horizon,
-                                                    FEATURES.schema_hash, code_version())
 
-    def write(tmp: str) -> dict[str, Any]:
-        tables, reports, quarantine = _validate_sources(spark, raw_uri, SOURCES)
-        limit = settings.etl.max_defect_rate
-        validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
-                                                for s in SOURCES})
-        features = build_features(tables, as_of, horizon).persist()
-        rows = features.count()
-        if rows == 0:
-            raise EtlError(f"no customer is active on {as_of}")
-        parts = laid_out(features, rows)
-        parts.write.parquet(spark_path(storage.join(tmp, "data")))
-        quarantine.write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
-        feature_profile = profile(ray.data.from_spark(parts), FEATURES.names)
-        manifest = {
-            "kind": "raw",
-            "as_of": str(as_of),
-            "horizon_days": horizon,
-            "label": horizon is not None,
-            "label_rate": _label_rate(features) if horizon is not None else None,
-            "rows": rows,
-            "data_window": [str(first), str(last)],
-            "raw_uri": raw_uri,
-            "code_version": code_version(),
-            "features": FEATURES.to_json(),
-            "schema_hash": FEATURES.schema_hash,
-            "sources": {r.source: {**asdict(r), "quarantined_by_kind": r.by_kind()} for r in reports},
-            "profile": feature_profile,
-        }
-        features.unpersist()
-        return manifest
 
-    snapshot, built = publish(settings, snapshot_id, write)
-    return EtlResult(snapshot, built, time.perf_counter() - started)
+def _write(tmp: str, validated: Callable[[], Validated],
+           as_of: dt.date, horizon: int | None, raw_uri: str, window: tuple[dt.date, dt.date]) -> dict[str, Any]:
+    """Features at ``as_of``, the quarantine and the known contacts into ``tmp``; returns the manifest."""
+    import ray.data
+
+    tables, reports, quarantine = validated()
+    features = build_features(tables, as_of, horizon).persist()
+    rows = features.count()
+    if rows == 0:
+        raise EtlError(f"no customer is active on {as_of}")
+    parts = laid_out(features, rows)
+    parts.write.parquet(spark_path(storage.join(tmp, "data")))
+    quarantine.write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
+    contacts = known_contacts(tables, as_of)
+    contacts.coalesce(1).write.parquet(spark_path(storage.join(tmp, CONTACTS)))
+    manifest = {
+        "kind": "raw",
+        "as_of": str(as_of),
+        "horizon_days": horizon,
+        "label": horizon is not None,
+        "label_rate": _label_rate(features) if horizon is not None else None,
+        "rows": rows,
+        "data_window": [str(d) for d in window],
+        "raw_uri": raw_uri,
+        "code_version": code_version(),
+        "features": FEATURES.to_json(),
+        "schema_hash": FEATURES.schema_hash,
+        "sources": {r.source: {**asdict(r), "quarantined_by_kind": r.by_kind()} for r in reports},
+        "profile": profile(ray.data.from_spark(parts), FEATURES.names),
+        "contacts": contacts.count(),
+    }
+    features.unpersist()
+    return manifest
+
+
+def known_contacts(tables: dict[str, DataFrame], as_of: dt.date) -> DataFrame:
+    """The valid retention contacts made on or before ``as_of`` (what the business knew then)."""
+    from pyspark.sql import functions as F
+
+    return tables[CONTACTS].filter(F.col("contact_date") <= F.lit(as_of))
 
 
 def _label_rate(features: DataFrame) -> float:

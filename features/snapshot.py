@@ -4,6 +4,7 @@ Layout under ``<data>/snapshots/``::
 
     <id>/data/*.parquet        one row per customer: customer_id, features, [label], as_of
     <id>/quarantine/           rows that broke a contract, with the rule (raw snapshots)
+    <id>/retention_contacts/   the valid retention contacts made up to the as-of date (raw snapshots)
     <id>/manifest.json         feature schema + hash, row counts, quarantine by reason, window...
     <id>/_SUCCESS              written last, before the folder is renamed into place
     LATEST                     pointer to the newest id, updated after the snapshot is complete
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 LATEST, SUCCESS = outputs.LATEST, outputs.SUCCESS
 MANIFEST = "manifest.json"
+CONTACTS = "retention_contacts"
 PART_ROWS = 250_000
 
 
@@ -65,6 +67,11 @@ class Snapshot:
     def has_label(self) -> bool:
         return bool(self.manifest.get("label"))
 
+    @property
+    def contacts_uri(self) -> str | None:
+        """The retention contacts known at the as-of date; None for a snapshot of a flat table."""
+        return storage.join(self.uri, CONTACTS) if "contacts" in self.manifest else None
+
     def read(self, **kwargs: Any) -> Dataset:
         """The snapshot as a Ray Dataset, through Ray Data's first Parquet reader: the default
         (v2) first lists and samples the files through read tasks of its own, slow to start on a
@@ -94,10 +101,12 @@ def open_snapshot(settings: Settings, ref: str = "latest") -> Snapshot:
     return Snapshot(found.id, found.uri)
 
 
-def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[str, Any]]) -> tuple[Snapshot, bool]:
+def publish(settings: Settings, snapshot_id: str, write: Callable[[str], dict[str, Any]],
+            latest: bool = True) -> tuple[Snapshot, bool]:
     """Build a snapshot with ``write(tmp_uri) -> manifest`` and move it into place atomically,
-    then point LATEST at it. An existing complete snapshot with this id is reused (ids are
-    content fingerprints). Returns the snapshot and whether it was built now."""
+    then point LATEST at it (unless ``latest`` is False). An existing complete snapshot with this
+    id is reused (ids are content fingerprints). Returns the snapshot and whether it was built now."""
     published, _ = outputs.publish_summarised(snapshots_root(settings), snapshot_id,
-                                           lambda tmp: {"id": snapshot_id, **write(tmp)}, MANIFEST)
+                                              lambda tmp: {"id": snapshot_id, **write(tmp)}, MANIFEST,
+                                              latest=latest)
     return Snapshot(snapshot_id, published.uri), published.built

@@ -17,6 +17,9 @@ PLAN_TIERS = ("basic", "standard", "premium", "unlimited")
 CONTRACT_TYPES = ("month_to_month", "one_year", "two_year")
 PAYMENT_METHODS = ("card", "bank_transfer", "electronic_check", "mailed_check")
 INTERVENTIONS = ("email", "call", "discount", "account_manager")
+CONTROL = "control"
+ARMS = (CONTROL, *INTERVENTIONS)
+"""What a retention campaign gives a targeted customer: an intervention, or nothing (its control group)."""
 
 Dtype = Literal["string", "int64", "float64", "bool", "date", "timestamp"]
 Format = Literal["parquet", "csv", "jsonl"]
@@ -46,6 +49,8 @@ class Source:
     key: tuple[str, ...]
     event_time: str | None = None
     max_defect_rate: float = 0.05
+    may_be_empty: bool = False
+    """A history that can legitimately have no rows yet (no campaign run so far)."""
 
     @property
     def is_event_stream(self) -> bool:
@@ -165,6 +170,11 @@ SOURCES: tuple[Source, ...] = (
             _c("competitor", "string", allowed=("rival_a", "rival_b", "rival_c")),
             _c("discount_pct", "float64", min=0, max=90)),
            key=("offer_id",), event_time="event_time"),
+    Source("retention_contacts", "Retention campaigns: who each targeted, and with which arm (control or an "
+           "intervention), assigned at random", "Campaign management", "csv",
+           (_c("contact_id", "string"), _c("campaign_id", "string"), CID, _c("contact_date", "date"),
+            _c("arm", "string", allowed=ARMS)),
+           key=("contact_id",), may_be_empty=True),
 )
 
 SOURCES_BY_NAME: dict[str, Source] = {s.name: s for s in SOURCES}

@@ -73,13 +73,16 @@ def log_model(booster: xgb.Booster, features: FeatureSet, example: pd.DataFrame)
     return info.model_uri
 
 
-def register(client: MlflowClient, settings: Settings, model_uri: str, tags: dict[str, str]) -> ModelVersion:
-    """Register the run's model as a new version, tag it and give it the ``challenger`` alias."""
-    name = settings.registry.model_name
+def register(client: MlflowClient, settings: Settings, model_uri: str, tags: dict[str, str],
+             name: str | None = None,
+             description: str = "Customer churn within the label horizon (XGBoost).") -> ModelVersion:
+    """Register the run's model as a new version of ``name`` (the churn model by default), tag it
+    and give it the ``challenger`` alias."""
+    name = name or settings.registry.model_name
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(name, description="Customer churn within the label horizon (XGBoost).")
+        client.create_registered_model(name, description=description)
     version = mlflow.register_model(model_uri, name, tags=tags)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return version
@@ -97,9 +100,10 @@ class LoadedModel:
         return self.features.schema_hash
 
 
-def version_by_alias(client: MlflowClient, settings: Settings, alias: str) -> ModelVersion | None:
+def version_by_alias(client: MlflowClient, settings: Settings, alias: str,
+                     name: str | None = None) -> ModelVersion | None:
     try:
-        return client.get_model_version_by_alias(settings.registry.model_name, alias)
+        return client.get_model_version_by_alias(name or settings.registry.model_name, alias)
     except MlflowException:
         return None
 
@@ -119,9 +123,10 @@ def load(settings: Settings, ref: str | int = CHAMPION) -> LoadedModel:
     return LoadedModel(booster, str(mv.version), features, dict(mv.tags))
 
 
-def tag_version(client: MlflowClient, settings: Settings, version: str, tags: dict[str, Any]) -> None:
+def tag_version(client: MlflowClient, settings: Settings, version: str, tags: dict[str, Any],
+                name: str | None = None) -> None:
     for key, value in tags.items():
-        client.set_model_version_tag(settings.registry.model_name, version, key, str(value))
+        client.set_model_version_tag(name or settings.registry.model_name, version, key, str(value))
 
 
 def recent_runs(settings: Settings, limit: int) -> list[tuple[str, ...]]:

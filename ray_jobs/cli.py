@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import typer
 
-from ray_jobs import batch_score, campaign, drift, etl, generate, materialize, promote, serve, services, train, tune
+from ray_jobs import (
+    batch_score,
+    campaign,
+    drift,
+    etl,
+    generate,
+    materialize,
+    promote,
+    serve,
+    services,
+    train,
+    tune,
+    uplift,
+)
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 app.add_typer(services.app, name="services")
@@ -13,6 +26,7 @@ app.command("etl")(etl.command)
 app.command("train")(train.command)
 app.command("tune")(tune.command)
 app.command("promote")(promote.command)
+app.command("uplift")(uplift.command)
 app.command("materialize")(materialize.command)
 app.add_typer(serve.app, name="serve")
 app.command("score")(batch_score.command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import pyarrow as pa
@@ -15,11 +16,12 @@ from simulator.drift import Drift
 from simulator.market import Market, market_rows
 from simulator.population import build_population
 from simulator.randomness import rng
+from simulator.retention import apply_to, contact_rows, run_campaigns
 from simulator.schema import Rows
 from simulator.stats import ShardStats, SourceStats
 from simulator.streams import ShardContext, customer_rows
 from simulator.text import tokens
-from simulator.truth import truth_table
+from simulator.truth import responses, truth_table
 from simulator.window import Window
 from simulator.writer import write_source
 
@@ -55,6 +57,9 @@ def run_shard(plan: RunPlan, shard: int) -> tuple[ShardStats, pa.Table]:
     n = min(plan.shard_size, plan.customers - first)
     people = build_population(first, n, plan.window, plan.market, plan.drift, rng(plan.seed, "population", shard))
     behaviour = build_behaviour(people, plan.window, plan.market, rng(plan.seed, "behaviour", shard))
+    response = responses(people, rng(plan.seed, "truth", shard))
+    campaigns, churn_day = run_campaigns(people, plan.window, response[1], rng(plan.seed, "retention", shard))
+    people, behaviour = apply_to(people, behaviour, campaigns, churn_day)
     ctx = ShardContext(plan.seed, shard, plan.window, plan.drift, plan.market, people, behaviour)
     existing = people.signup_day < 0
     stats = ShardStats(
@@ -62,9 +67,9 @@ def run_shard(plan: RunPlan, shard: int) -> tuple[ShardStats, pa.Table]:
         active_at_start=int(existing.sum()),
         churned_in_window=int((existing & (people.churn_day < plan.window.days)).sum()),
     )
-    for rows in customer_rows(ctx):
+    for rows in chain(customer_rows(ctx), [contact_rows(people, plan.window, campaigns, shard)]):
         stats.sources[rows.source.name] = emit(plan, shard, rows)
-    return stats, truth_table(ctx)
+    return stats, truth_table(ctx, response)
 
 
 def run_market(plan: RunPlan) -> ShardStats:

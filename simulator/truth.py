@@ -22,11 +22,16 @@ SCHEMA = pa.schema(
 )
 
 
-def truth_table(ctx: ShardContext) -> pa.Table:
+Responses = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
+"""Per intervention: each customer's chance it keeps them, and whether it would (``responses``)."""
+
+
+def truth_table(ctx: ShardContext, response: Responses) -> pa.Table:
+    """The truth after the window's campaigns (``ctx.people``'s churn days), with ``response``, the
+    customers' ``responses`` (drawn from ``ctx.rng("truth")``)."""
     p = ctx.people
-    gen = ctx.rng("truth")
     churns = p.churn_day < NEVER
-    uplift = _uplifts(p, gen)
+    uplift, keeps = response
     columns = {
         "customer_id": p.customer_id,
         "region": labels(REGIONS, p.region),
@@ -35,9 +40,16 @@ def truth_table(ctx: ShardContext) -> pa.Table:
         "churn_date": pa.array(ctx.window.dates(np.where(churns, p.churn_day, 0)), pa.date32(), mask=~churns),
         "customer_value": np.round(12 * p.monthly_charge(ctx.market, ctx.behaviour.plan), 2),
         **{f"uplift_{k}": np.round(uplift[k], 4) for k in INTERVENTIONS},
-        **{f"saved_by_{k}": churns & (gen.random(p.n) < uplift[k]) for k in INTERVENTIONS},
+        **{f"saved_by_{k}": churns & keeps[k] for k in INTERVENTIONS},
     }
     return pa.Table.from_pydict(columns, schema=SCHEMA)
+
+
+def responses(p: Population, gen: np.random.Generator) -> Responses:
+    """Each customer's chance that each intervention keeps them, and whether it would: one draw per
+    customer and intervention, so a past campaign and the truth agree on who a contact keeps."""
+    uplift = _uplifts(p, gen)
+    return uplift, {k: gen.random(p.n) < uplift[k] for k in INTERVENTIONS}
 
 
 def _uplifts(p: Population, gen: np.random.Generator) -> dict[str, np.ndarray]:
