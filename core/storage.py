@@ -41,15 +41,19 @@ def read_json(uri: str) -> Any:
     return json.loads(read_text(uri))
 
 
-def write_text_atomic(uri: str, text: str) -> None:
+def write_bytes_atomic(uri: str, data: bytes) -> None:
     """Write a file through a temporary sibling and a rename."""
     fs, path = resolve(uri)
     parent = path.rsplit("/", 1)[0]
     fs.create_dir(parent, recursive=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     with fs.open_output_stream(tmp) as f:
-        f.write(text.encode())
+        f.write(data)
     fs.move(tmp, path)
+
+
+def write_text_atomic(uri: str, text: str) -> None:
+    write_bytes_atomic(uri, text.encode())
 
 
 def write_json_atomic(uri: str, obj: Any) -> None:

@@ -2,6 +2,7 @@
 choose, no window, no global figure state, so they draw the same on a headless Ray worker."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -19,3 +20,11 @@ def save_figure(fig: Figure, path: Path, dpi: int) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     return path
+
+
+def png_bytes(fig: Figure, dpi: int) -> bytes:
+    """The laid-out figure as PNG bytes, for outputs written by URI (local or ``s3://``)."""
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()

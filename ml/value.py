@@ -9,16 +9,26 @@ from core.settings import CampaignSettings
 
 def customer_value(features: pd.DataFrame, campaign: CampaignSettings) -> np.ndarray:
     """Revenue at stake per customer: the value feature x months, else the default value."""
-    if campaign.value_feature in features:
-        monthly = features[campaign.value_feature].to_numpy(dtype="float64")
-        return np.where(np.isnan(monthly), campaign.default_value, monthly * campaign.value_months)
-    return np.full(len(features), campaign.default_value)
+    monthly = features[campaign.value_feature].to_numpy(dtype="float64") if campaign.value_feature in features else None
+    return value_from_monthly(monthly, len(features), campaign)
+
+
+def value_from_monthly(monthly: np.ndarray | None, n: int, campaign: CampaignSettings) -> np.ndarray:
+    """``customer_value`` from the value feature's column (None when the rows lack it)."""
+    if monthly is None:
+        return np.full(n, campaign.default_value)
+    return np.where(np.isnan(monthly), campaign.default_value, monthly * campaign.value_months)
 
 
 def contact_value(proba: np.ndarray, value: np.ndarray, success_rate: float | np.ndarray,
                   cost: float | np.ndarray) -> np.ndarray:
     """Expected net value of contacting each customer (broadcasts: one rate and cost, or one per intervention)."""
-    return proba * value * success_rate - cost
+    return net_value(proba * success_rate, value, cost)
+
+
+def net_value(effect: np.ndarray, value: np.ndarray, cost: float | np.ndarray) -> np.ndarray:
+    """Value of the churn a contact prevents (``effect``: drop in churn probability) minus its cost."""
+    return value * effect - cost
 
 
 def top_k_value(proba: np.ndarray, value: np.ndarray, campaign: CampaignSettings,

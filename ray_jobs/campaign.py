@@ -11,7 +11,7 @@ from rich.table import Table
 
 from core import logs
 from core.settings import get_settings
-from ml.campaigns.planner import TARGETS_CSV, CampaignPlan, default_truth, plan_campaign
+from ml.campaigns.planner import TARGETS_CSV, CampaignError, CampaignPlan, default_truth, plan_campaign
 
 console = Console()
 
@@ -25,19 +25,24 @@ def command(
         show_default="<data>/generated/truth/customers.parquet when present"),
     force: bool = typer.Option(False, "--force", help="Recompute even if this run is already complete."),
 ) -> None:
-    """Pick at most one intervention per customer maximising expected net value within the budget."""
+    """Pick at most one intervention per customer maximising expected net value within the budget,
+    by the uplift model when one is registered; keep a random control group aside."""
     settings = get_settings()
     logs.configure(logs.new_run_id("campaign"))
-    result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force=force)
+    try:
+        result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force=force)
+    except CampaignError as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1) from e
     print_summary(result)
 
 
 def print_summary(result: CampaignPlan) -> None:
     s = result.summary
     state = "planned" if result.output.built else "already planned, reused"
-    shown = {"campaign": f"campaign ({s['strategy']})", s["best_top_k"]: f"{s['best_top_k']} (best top-k)",
-             s["best_random"]: f"{s['best_random']} (best random)"}
-    table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}")
+    shown = {"campaign": f"campaign ({s['basis']})", "fixed_rate": "fixed-rate plan",
+             s["best_top_k"]: f"{s['best_top_k']} (best top-k)", s["best_random"]: f"{s['best_random']} (best random)"}
+    table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}; expected under {s['basis']}")
     for col in ("strategy", "contacted", "cost", "exp. churners saved", "exp. saved revenue", "exp. net value"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label in shown.items():
@@ -46,21 +51,25 @@ def print_summary(result: CampaignPlan) -> None:
                       f"{o['expected_saved_revenue']:,.0f}", f"{o['expected_net_value']:,.0f}")
     console.print(table)
     mix = ", ".join(f"{k} {v:,}" for k, v in s["strategies"]["campaign"]["by_intervention"].items() if v)
-    console.print(f"interventions: {mix or 'none'}; selection took {s['selection_seconds']:.2f} s")
+    group = s["control_group"]
+    console.print(f"interventions: {mix or 'none'}; control group: {group['customers']:,} selected customers not "
+                  f"contacted ({group['share']:.0%}); selection took {s['selection_seconds']:.2f} s")
     for note in s["notes"]:
         console.print(f"[dim]{note}[/dim]")
     if "realised" in s:
-        print_realised(s["realised"], list(shown))
+        print_realised(s["realised"], [*shown, *(["ceiling"] if "ceiling" in s["realised"] else [])])
     console.print(f"targets: {result.output.uri}/{TARGETS_CSV}")
 
 
 def print_realised(r: dict, keys: list[str]) -> None:
     table = Table(title=f"realised on the generator's truth, churn {r['window'][0]} .. {r['window'][1]}")
-    for col in ("strategy", "churners", "saved", "churn reduction"):
+    for col in ("strategy", "churners", "saved", "churn reduction", "cost", "cost per churner saved"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for key in keys:
         o = r[key]
-        table.add_row(key, f"{o['churners']:,}", f"{o['churners_saved']:,.1f}", f"{o['churn_reduction']:.1%}")
+        per = o.get("cost_per_churner_saved")
+        table.add_row(key, f"{o['churners']:,}", f"{o['churners_saved']:,.1f}", f"{o['churn_reduction']:.1%}",
+                      f"{o['cost']:,.0f}", "-" if per is None else f"{per:,.0f}")
     console.print(table)
     met = r["campaign"]["churn_reduction"] >= r["goal_churn_reduction"]
     console.print(f"goal -{r['goal_churn_reduction']:.0%} churn: {'met' if met else 'not met'}")

@@ -11,6 +11,7 @@ from ray_jobs import (
     etl,
     generate,
     materialize,
+    measure,
     promote,
     serve,
     services,
@@ -31,6 +32,7 @@ app.command("materialize")(materialize.command)
 app.add_typer(serve.app, name="serve")
 app.command("score")(batch_score.command)
 app.command("campaign")(campaign.command)
+app.command("measure")(measure.command)
 app.command("drift")(drift.command)
 
 

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import xgboost as xgb
@@ -19,6 +19,7 @@ from ml import registry
 from ml.evaluation.explain import top_reasons
 from ml.scoring import segments
 from serve_app.compiled import CompiledModel, CompileError
+from serve_app.next_action import NextActions
 from serve_app.schemas import OverrideSchema
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class Scores:
     proba: np.ndarray
     segments: np.ndarray
     reasons: list[list[dict[str, float]]]
+    actions: list[dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ class ServingModel:
     engine: ScoringEngine
     bounds: list[tuple[str, float]]
     top_k: int
+    actions: NextActions
     index: dict[str, int] = field(init=False)
     overrides: OverrideSchema = field(init=False)
     schema_hash: str = field(init=False)  # computed once: the hot path compares it on every request
@@ -74,12 +77,13 @@ class ServingModel:
     def score(self, X: np.ndarray) -> Scores:
         proba, contribs = self.engine.predict(X)
         reasons = top_reasons(contribs, self.features.names, self.top_k)
-        return Scores(proba, segments.assign(proba, self.bounds), reasons)
+        return Scores(proba, segments.assign(proba, self.bounds), reasons, self.actions.choose(X, proba))
 
 
 def load_model(settings: Settings, ref: str | None = None) -> ServingModel:
     """The registered model behind ``ref`` (the serving alias by default), compiled for ONNX
-    Runtime unless settings ask for the booster or the compiled form fails its check."""
+    Runtime unless settings ask for the booster or the compiled form fails its check, with the
+    uplift champion of the moment for its next best actions."""
     loaded = registry.load(settings, ref or settings.serve.model_alias)
     engine: ScoringEngine
     engine_name = settings.serve.engine
@@ -94,10 +98,11 @@ def load_model(settings: Settings, ref: str | None = None) -> ServingModel:
     if settings.segments.by_quantile:
         raise ValueError("quantile risk tiers need a scored population: online serving needs fixed bounds")
     bounds = segments.tier_bounds(settings.segments)
-    log.info("model loaded",
-             extra={"version": loaded.version, "engine": engine_name, "schema_hash": loaded.schema_hash})
+    actions = NextActions.load(settings, loaded.features)
+    log.info("model loaded", extra={"version": loaded.version, "engine": engine_name,
+                                    "schema_hash": loaded.schema_hash, "next_best_action": actions.basis})
     return ServingModel(str(loaded.version), loaded.features, engine_name, engine, bounds,
-                        settings.segments.top_reasons)
+                        settings.segments.top_reasons, actions)
 
 
 class ModelWatcher:

@@ -36,11 +36,21 @@ class Reason(BaseModel):
     contribution: float = Field(description="Log-odds the feature adds to this customer's risk.")
 
 
+class NextBestAction(BaseModel):
+    intervention: str | None = Field(description="Retention intervention worth the most for this customer; "
+                                     "null when none is worth its cost.")
+    expected_churn_drop: float = Field(description="Drop in churn probability the intervention is expected to make.")
+    expected_net_value: float = Field(description="Customer value x expected drop - cost (0 for none).")
+    basis: str = Field(description="Where the expected drop comes from: the uplift model version, or the "
+                       "catalogue's fixed success rates when none is registered.")
+
+
 class Prediction(BaseModel):
     customer_id: str
     churn_probability: float
     risk_segment: str
     top_reasons: list[Reason]
+    next_best_action: NextBestAction
     model_version: str
     feature_version: str
     latency_ms: float = 0.0

@@ -144,8 +144,10 @@ class PredictionService:
         self.metrics.scored(scores.segments)
         return {
             int(i): {"customer_id": ids[i], "churn_probability": float(p), "risk_segment": str(s),
-                     "top_reasons": reasons, "model_version": model.version, "feature_version": rows.version.id}
-            for i, p, s, reasons in zip(found.tolist(), scores.proba, scores.segments, scores.reasons)
+                     "top_reasons": reasons, "next_best_action": action, "model_version": model.version,
+                     "feature_version": rows.version.id}
+            for i, p, s, reasons, action in zip(found.tolist(), scores.proba, scores.segments, scores.reasons,
+                                                scores.actions, strict=True)
         }
 
     async def _compatible(self, model: ServingModel) -> bool:

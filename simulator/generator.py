@@ -17,6 +17,7 @@ from core import storage
 from simulator.drift import Drift
 from simulator.manifest import build_manifest
 from simulator.market import build_market
+from simulator.retention import AppliedCampaign
 from simulator.shard import RunPlan, run_market, run_shard
 from simulator.stats import ShardStats
 from simulator.truth import SCHEMA as TRUTH_SCHEMA
@@ -53,12 +54,14 @@ def generate(
     shard_size: int,
     drift: str | None = None,
     drift_start: str | date | None = None,
+    campaign: AppliedCampaign | None = None,
     use_ray: bool = True,
     on_progress: Progress | None = None,
 ) -> GenerationResult:
     """Generate every raw source under ``out/raw`` and the truth under ``out/truth``.
 
-    Whatever was under those two folders is replaced. ``use_ray=False`` runs the same shard
+    Whatever was under those two folders is replaced. ``campaign`` runs a planned campaign in the
+    world as well (its day must lie in the window). ``use_ray=False`` runs the same shard
     function sequentially in this process (the benchmark's baseline); the files are identical.
     """
     if customers < 1 or days < 1 or shard_size < 1:
@@ -66,10 +69,12 @@ def generate(
     if not 0 <= defect_rate < 1:
         raise ValueError(f"defect_rate must be in [0, 1): {defect_rate}")
     window = Window(_date(start_date), days)
+    if campaign is not None and not 0 <= campaign.day < days:
+        raise ValueError(f"campaign {campaign.name} falls on day {campaign.day}, outside the {days}-day window")
     plan = RunPlan(
         out=out, seed=seed, customers=customers, shard_size=shard_size, window=window,
         drift=Drift.resolve(drift, None if drift_start is None else _date(drift_start), window),
-        defect_rate=defect_rate, market=build_market(seed, window),
+        defect_rate=defect_rate, market=build_market(seed, window), campaign=campaign,
     )
     started = time.perf_counter()
     for folder in ("raw", "truth"):

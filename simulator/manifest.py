@@ -4,6 +4,7 @@ No wall-clock time goes in, so the same arguments always give the same manifest.
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from core.provenance import code_version
@@ -23,6 +24,9 @@ def build_manifest(plan: RunPlan, stats: ShardStats) -> dict[str, Any]:
         "start_date": plan.window.start.isoformat(),
         "end_date": plan.window.end.isoformat(),
         "drift": plan.drift.describe(plan.window),
+        "applied_campaign": None if plan.campaign is None else {
+            "campaign_id": plan.campaign.name, "listed": len(plan.campaign.customer_id),
+            "date": (plan.window.start + timedelta(days=plan.campaign.day)).isoformat()},
         "defect_rate": plan.defect_rate,
         "shard_size": plan.shard_size,
         "shards": plan.shards,

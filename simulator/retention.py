@@ -9,6 +9,10 @@ untargeted are left as they were, so the history holds the randomised contrasts 
 learns from. Campaigns end early enough that their outcomes are complete before the default
 training as-of date (the last ``OUTCOME_DAYS`` of the window), so they never overlap the window in
 which a new campaign is judged.
+
+A campaign planned by the platform can be run in the same world (``AppliedCampaign``: its target
+list, control group included, on its as-of day): the same response model decides who it keeps, and
+the contacts are recorded like any other campaign's, so the next period shows what it did.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.sources import ARMS, CONTROL, INTERVENTIONS
 from simulator.behaviour import Behaviour
@@ -49,6 +54,19 @@ class PastCampaigns:
     """Index into ``ARMS``."""
     kept: np.ndarray
     """bool: the contact kept a customer who would have churned in its outcome window."""
+    names: tuple[str, ...]
+    """Campaign id per campaign number."""
+
+
+@dataclass(frozen=True)
+class AppliedCampaign:
+    """A target list planned outside the generator, contacted on ``day`` of the window."""
+
+    name: str
+    day: int
+    customer_id: pa.Array
+    arm: np.ndarray
+    """Index into ``ARMS`` per listed customer (control-group members included)."""
 
 
 def campaign_days(window: Window) -> list[int]:
@@ -57,25 +75,45 @@ def campaign_days(window: Window) -> list[int]:
     return list(range(FIRST_DAY, last + 1, EVERY_DAYS))
 
 
-def run_campaigns(people: Population, window: Window, keeps: dict[str, np.ndarray],
-                  gen: np.random.Generator) -> tuple[PastCampaigns, np.ndarray]:
-    """Run every campaign of the window in turn; returns the contacts and the churn days after them."""
+def run_campaigns(people: Population, window: Window, keeps: dict[str, np.ndarray], gen: np.random.Generator,
+                  applied: AppliedCampaign | None = None) -> tuple[PastCampaigns, np.ndarray]:
+    """Run every campaign of the window in turn, then the applied one if any; returns the contacts
+    and the churn days after them."""
     churn = people.churn_day.copy()
-    parts: list[tuple[np.ndarray, ...]] = []
     kept_matrix = np.column_stack([keeps[k] for k in INTERVENTIONS])
-    for number, day in enumerate(campaign_days(window)):
-        active = (people.signup_day < day) & (churn > day)
+    days = campaign_days(window)
+    parts = []
+    for index, on in enumerate(days):
+        active = (people.signup_day < on) & (churn > on)
         targeted = np.flatnonzero(active & (gen.random(people.n) < TARGET_SHARE))
-        arm = _assign_arms(targeted, people, gen)
-        treated = arm != ARMS.index(CONTROL)
-        would_churn = churn[targeted] <= day + OUTCOME_DAYS
-        kept = treated & would_churn & kept_matrix[targeted, np.maximum(arm - 1, 0)]
-        churn[targeted[kept]] = NEVER
-        parts.append((targeted, np.full(targeted.size, number), np.full(targeted.size, day), arm, kept))
-    if not parts:
-        empty = np.array([], dtype=np.int64)
-        return PastCampaigns(empty, empty, empty, empty, np.array([], dtype=bool)), churn
-    return PastCampaigns(*(np.concatenate(column) for column in zip(*parts))), churn
+        parts.append(_contact(targeted, _assign_arms(targeted, people, gen), index, on, churn, kept_matrix))
+    names = tuple(f"RET{number:03d}" for number in range(len(days)))
+    if applied is not None:
+        targeted, arm = _listed(people, applied)
+        active = (people.signup_day[targeted] < applied.day) & (churn[targeted] > applied.day)
+        parts.append(_contact(targeted[active], arm[active], len(days), applied.day, churn, kept_matrix))
+        names += (applied.name,)
+    empty = (np.array([], dtype=np.int64),) * 4 + (np.array([], dtype=bool),)
+    customer, number, day, arm, kept = [np.concatenate(column) for column in zip(*parts)] if parts else empty
+    return PastCampaigns(customer, number, day, arm, kept, names), churn
+
+
+def _contact(targeted: np.ndarray, arm: np.ndarray, number: int, day: int, churn: np.ndarray,
+             kept_matrix: np.ndarray) -> tuple[np.ndarray, ...]:
+    """One campaign's contacts; ``churn`` loses the churn days of the would-be churners it keeps."""
+    treated = arm != ARMS.index(CONTROL)
+    would_churn = churn[targeted] <= day + OUTCOME_DAYS
+    kept = treated & would_churn & kept_matrix[targeted, np.maximum(arm - 1, 0)]
+    churn[targeted[kept]] = NEVER
+    return targeted, np.full(targeted.size, number), np.full(targeted.size, day), arm, kept
+
+
+def _listed(people: Population, applied: AppliedCampaign) -> tuple[np.ndarray, np.ndarray]:
+    """The shard's customers on the applied campaign's list (shard index, arm)."""
+    position = pc.index_in(people.customer_id, value_set=applied.customer_id)
+    here = np.flatnonzero(pc.is_valid(position).to_numpy(zero_copy_only=False))
+    rows = pc.take(position, pa.array(here, pa.int64())).to_numpy(zero_copy_only=False).astype(np.int64)
+    return here, applied.arm[rows]
 
 
 def _assign_arms(targeted: np.ndarray, people: Population, gen: np.random.Generator) -> np.ndarray:
@@ -108,7 +146,7 @@ def contact_rows(people: Population, window: Window, campaigns: PastCampaigns, s
     """The campaign management system's record: one row per targeted customer, control included."""
     return Rows("retention_contacts", {
         "contact_id": ids(f"RC{shard:05d}-", np.arange(campaigns.customer.size), 8),
-        "campaign_id": ids("RET", campaigns.campaign, 3),
+        "campaign_id": pa.array(np.array(campaigns.names, dtype=object)[campaigns.campaign], pa.string()),
         "customer_id": people.customer_id.take(pa.array(campaigns.customer, pa.int64())),
         "contact_date": window.dates(campaigns.day),
         "arm": labels(ARMS, campaigns.arm),

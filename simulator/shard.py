@@ -16,7 +16,7 @@ from simulator.drift import Drift
 from simulator.market import Market, market_rows
 from simulator.population import build_population
 from simulator.randomness import rng
-from simulator.retention import apply_to, contact_rows, run_campaigns
+from simulator.retention import AppliedCampaign, apply_to, contact_rows, run_campaigns
 from simulator.schema import Rows
 from simulator.stats import ShardStats, SourceStats
 from simulator.streams import ShardContext, customer_rows
@@ -41,6 +41,8 @@ class RunPlan:
     drift: Drift
     defect_rate: float
     market: Market
+    campaign: AppliedCampaign | None = None
+    """A planned campaign run in this world on its day, after the past ones."""
 
     @property
     def shards(self) -> int:
@@ -58,7 +60,8 @@ def run_shard(plan: RunPlan, shard: int) -> tuple[ShardStats, pa.Table]:
     people = build_population(first, n, plan.window, plan.market, plan.drift, rng(plan.seed, "population", shard))
     behaviour = build_behaviour(people, plan.window, plan.market, rng(plan.seed, "behaviour", shard))
     response = responses(people, rng(plan.seed, "truth", shard))
-    campaigns, churn_day = run_campaigns(people, plan.window, response[1], rng(plan.seed, "retention", shard))
+    campaigns, churn_day = run_campaigns(people, plan.window, response[1], rng(plan.seed, "retention", shard),
+                                       plan.campaign)
     people, behaviour = apply_to(people, behaviour, campaigns, churn_day)
     ctx = ShardContext(plan.seed, shard, plan.window, plan.drift, plan.market, people, behaviour)
     existing = people.signup_day < 0

@@ -1,7 +1,8 @@
 """Choosing who gets which retention intervention within a budget, and what that is worth.
 
-The expected net value of giving customer i intervention j is
-``p_i x value_i x success_j - cost_j`` (``value.contact_value``). Choosing at most one
+The *effect* of giving customer i intervention j is the expected drop in their churn probability:
+the uplift model's learnt drop, or ``p_i x success_j`` with the catalogue's fixed success rates
+(``fixed_rate_effects``). The expected net value is ``value_i x effect_ij - cost_j``. Choosing at most one
 intervention per customer to maximise the total within a budget is a multiple-choice knapsack;
 it is solved greedily by value per cost (an intervention a customer is not eligible for, e.g. an
 e-mail without marketing consent, has value -inf and is never chosen):
@@ -27,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import InterventionSettings
-from ml.value import contact_value
+from ml.value import net_value
 
 NO_CONTACT = -1
 
@@ -46,13 +47,27 @@ class Catalogue:
                    np.array([i.success_rate for i in items]), tuple(i.eligible_if for i in items))
 
 
-def expected_values(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue,
+def fixed_rate_effects(proba: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+    """(customers x interventions) drop in churn probability if every contact keeps the catalogue's
+    share of would-be churners, whoever the customer."""
+    return proba.astype(np.float64)[:, None] * catalogue.success[None, :]
+
+
+def expected_values(effect: np.ndarray, value: np.ndarray, catalogue: Catalogue,
                     eligible: np.ndarray | None = None) -> np.ndarray:
     """(customers x interventions) expected net value of each contact; -inf where the customer
     is not eligible (``eligible``: same shape, bool)."""
-    ev = contact_value(proba.astype(np.float64)[:, None], value[:, None], catalogue.success[None, :],
-                       catalogue.cost[None, :])
+    ev = net_value(effect, value[:, None], catalogue.cost[None, :])
     return ev if eligible is None else np.where(eligible, ev, -np.inf)
+
+
+def best_actions(ev: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each customer's next best action without a budget: the intervention of highest positive
+    expected net value (``NO_CONTACT`` when none is worth its cost), and that value (0 for none)."""
+    best = ev.argmax(axis=1) if ev.shape[1] else np.zeros(len(ev), dtype=np.int64)
+    value = ev[np.arange(len(ev)), best] if ev.shape[1] else np.zeros(len(ev))
+    worth = value > 0
+    return np.where(worth, best, NO_CONTACT), np.where(worth, value, 0.0)
 
 
 @dataclass(frozen=True)
@@ -153,9 +168,10 @@ class Selection:
     """top-k-by-probability plan per intervention."""
 
 
-def select(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
+def select(effect: np.ndarray, proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
            eligible: np.ndarray | None = None) -> Selection:
-    ev = expected_values(proba, value, catalogue, eligible)
+    """The best plan by ``effect`` within ``budget``; the top-k plans rank by churn ``proba``."""
+    ev = expected_values(effect, value, catalogue, eligible)
     by_risk = np.argsort(-proba, kind="stable")
     baselines = {f"top_k_{name}": top_k_plan(by_risk, catalogue.cost, budget, j,
                                              None if eligible is None else eligible[:, j])
@@ -165,12 +181,12 @@ def select(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: f
     return Selection(candidates[best], best, baselines)
 
 
-def expected_outcome(choice: np.ndarray, proba: np.ndarray, value: np.ndarray,
+def expected_outcome(choice: np.ndarray, effect: np.ndarray, value: np.ndarray,
                      catalogue: Catalogue) -> dict[str, Any]:
     """Contacts, cost, expected churners saved, saved revenue and net value of a plan."""
     chosen = np.flatnonzero(choice != NO_CONTACT)
     j = choice[chosen]
-    saved = proba[chosen].astype(np.float64) * catalogue.success[j]
+    saved = effect[chosen, j].astype(np.float64)
     revenue = float((saved * value[chosen]).sum())
     cost = float(catalogue.cost[j].sum())
     return {"contacted": int(chosen.size), "cost": cost, "expected_churners_saved": float(saved.sum()),
@@ -178,18 +194,18 @@ def expected_outcome(choice: np.ndarray, proba: np.ndarray, value: np.ndarray,
             "by_intervention": {name: int((j == k).sum()) for k, name in enumerate(catalogue.names)}}
 
 
-def random_outcome(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
+def random_outcome(effect: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
                    intervention: int, eligible: np.ndarray | None = None) -> dict[str, Any]:
     """Expected outcome of giving one intervention to as many random eligible customers as the
     budget pays for (the expectation over draws, so no sampling noise)."""
+    drop = effect[:, intervention].astype(np.float64)
     if eligible is not None:
-        proba, value = proba[eligible], value[eligible]
-    n = len(proba)
+        drop, value = drop[eligible], value[eligible]
+    n = len(drop)
     k = min(n, int(budget // catalogue.cost[intervention]))
     share = k / n if n else 0.0
-    success = catalogue.success[intervention]
-    saved = share * float(proba.sum(dtype=np.float64)) * success
-    revenue = share * float((proba * value).sum(dtype=np.float64)) * success
+    saved = share * float(drop.sum())
+    revenue = share * float((drop * value).sum())
     cost = k * float(catalogue.cost[intervention])
     return {"contacted": k, "cost": cost, "expected_churners_saved": saved, "expected_saved_revenue": revenue,
             "expected_net_value": revenue - cost, "by_intervention": {catalogue.names[intervention]: k}}

@@ -26,6 +26,9 @@ class Truth:
     saved: np.ndarray
     """bool (customers x catalogue interventions): the intervention would have kept a churner."""
     window: tuple[str, str]
+    uplift: np.ndarray | None = None
+    """(customers x catalogue interventions) each customer's true chance a contact keeps them, when
+    the truth has it."""
 
 
 def load_truth(uri: str, customer_ids: np.ndarray, catalogue: Catalogue, as_of: dt.date, days: int) -> Truth:
@@ -35,7 +38,9 @@ def load_truth(uri: str, customer_ids: np.ndarray, catalogue: Catalogue, as_of: 
     missing = set(columns) - set(pq.read_schema(path, filesystem=fs).names)
     if missing:
         raise ValueError(f"truth table {uri} lacks {sorted(missing)}: is the catalogue the generator's?")
-    table = pq.read_table(path, filesystem=fs, columns=columns)
+    uplift_columns = [f"uplift_{name}" for name in catalogue.names]
+    has_uplift = set(uplift_columns) <= set(pq.read_schema(path, filesystem=fs).names)
+    table = pq.read_table(path, filesystem=fs, columns=columns + (uplift_columns if has_uplift else []))
     position = pc.index_in(customer_ids, value_set=table.column("customer_id")).to_numpy(zero_copy_only=False)
     found = ~np.isnan(position.astype(np.float64))
     rows = np.where(found, position, 0).astype(np.int64)
@@ -45,24 +50,27 @@ def load_truth(uri: str, customer_ids: np.ndarray, catalogue: Catalogue, as_of: 
     churner = found & in_window[rows]
     saved = np.column_stack([table.column(f"saved_by_{name}").to_numpy(zero_copy_only=False)[rows]
                              for name in catalogue.names]).astype(bool) & churner[:, None]
-    return Truth(churner, saved, (str(as_of + dt.timedelta(days=1)), str(end)))
+    uplift = (np.column_stack([np.nan_to_num(table.column(c).to_numpy(zero_copy_only=False)[rows]) * found
+                               for c in uplift_columns]) if has_uplift else None)
+    return Truth(churner, saved, (str(as_of + dt.timedelta(days=1)), str(end)), uplift)
 
 
-def realised_outcome(choice: np.ndarray, truth: Truth) -> dict[str, Any]:
+def realised_outcome(choice: np.ndarray, truth: Truth, cost: np.ndarray) -> dict[str, Any]:
     chosen = np.flatnonzero(choice != NO_CONTACT)
     saved = int(truth.saved[chosen, choice[chosen]].sum())
-    return _reduction(saved, truth)
+    return _reduction(saved, truth, float(cost[choice[chosen]].sum()))
 
 
-def realised_random(truth: Truth, contacted: int, intervention: int,
-                    eligible: np.ndarray | None = None) -> dict[str, Any]:
+def realised_random(truth: Truth, contacted: int, intervention: int, eligible: np.ndarray | None,
+                    cost: float) -> dict[str, Any]:
     """Expected realised outcome of contacting ``contacted`` random (eligible) customers with one
     intervention."""
     saved = truth.saved[:, intervention] if eligible is None else truth.saved[eligible, intervention]
-    return _reduction(contacted * float(saved.mean()) if saved.size else 0.0, truth)
+    return _reduction(contacted * float(saved.mean()) if saved.size else 0.0, truth, contacted * cost)
 
 
-def _reduction(saved: float, truth: Truth) -> dict[str, Any]:
+def _reduction(saved: float, truth: Truth, cost: float) -> dict[str, Any]:
     churners = int(truth.churner.sum())
-    return {"churners": churners, "churners_saved": saved,
-            "churn_reduction": saved / churners if churners else 0.0}
+    return {"churners": churners, "churners_saved": saved, "cost": cost,
+            "churn_reduction": saved / churners if churners else 0.0,
+            "cost_per_churner_saved": cost / saved if saved else None}

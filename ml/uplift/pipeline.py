@@ -19,13 +19,13 @@ import pandas as pd
 from core.provenance import code_version
 from core.schema import CUSTOMER_ID
 from core.settings import Settings
-from features.snapshot import Snapshot
 from ml import registry
 from ml.data import HOLDOUT, SPLIT, TRAIN, VALIDATION, split_of
 from ml.uplift import evaluation as ev
 from ml.uplift.history import ARM, CAMPAIGN, Campaign, history_rows
 from ml.uplift.learner import fit_uplift
 from ml.uplift.registry import load_uplift, log_uplift, register_uplift
+from ml.uplift.snapshots import History
 
 log = logging.getLogger(__name__)
 SINGLE_CAMPAIGN_HOLDOUT = 0.3
@@ -92,12 +92,12 @@ def _champion_evaluation(settings: Settings, holdout: pd.DataFrame, names: list[
     return ev.evaluate(champion, holdout)
 
 
-def train_and_register_uplift(settings: Settings, snapshots: list[Snapshot], campaigns: list[Campaign],
-                              contacts: pd.DataFrame, notes: list[str], promote: bool = True) -> UpliftReport:
+def train_and_register_uplift(settings: Settings, history: History, promote: bool = True) -> UpliftReport:
     started = time.perf_counter()
     client = registry.setup(settings)
+    snapshots, campaigns, notes = history.snapshots, history.campaigns, history.notes
     features = snapshots[0].feature_set
-    rows, aside = history_rows(snapshots, campaigns, contacts)
+    rows, aside = history_rows(snapshots, campaigns, history.contacts)
     rows, split_notes = split_history(rows, campaigns, settings)
     notes = [*notes, *split_notes]
     catalogue = settings.interventions.catalogue
@@ -117,9 +117,9 @@ def train_and_register_uplift(settings: Settings, snapshots: list[Snapshot], cam
                            **{f"prior_{k}": v for k, v in priors.items()},
                            "num_boost_round": u.num_boost_round, "num_workers": settings.train.num_workers})
         mlflow.set_tags(context)
-        model, history = fit_uplift(fit_rows, features.names, interventions, priors, settings,
+        model, rounds = fit_uplift(fit_rows, features.names, interventions, priors, settings,
                                     settings.state_dir / "ray_results", f"uplift-{run.info.run_id[:8]}")
-        for step, row in enumerate(history, start=1):
+        for step, row in enumerate(rounds, start=1):
             mlflow.log_metrics({k: v for k, v in row.items() if "_" in k and not k.startswith("_")}, step=step)
         evaluation = ev.evaluate(model, holdout)
         champion = _champion_evaluation(settings, holdout, features.names)

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
 from core.settings import Settings
@@ -20,7 +20,7 @@ ARTIFACT = "uplift"
 DESCRIPTION = "Drop in churn probability per retention intervention, learnt from past campaigns (XGBoost)."
 
 
-class UpliftPyfunc(mlflow.pyfunc.PythonModel):
+class UpliftPyfunc(PythonModel):
     """``predict(features frame)``: ``p_churn`` without contact and ``drop_<intervention>``."""
 
     def load_context(self, context: Any) -> None:

@@ -23,8 +23,12 @@ def _instance(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.beta(1.2, 4.0, n), rng.lognormal(6.0, 0.8, n)
 
 
+def _fixed(proba: np.ndarray) -> np.ndarray:
+    return optimiser.fixed_rate_effects(proba, CATALOGUE)
+
+
 def test_expected_net_value_is_probability_x_value_x_success_minus_cost():
-    ev = optimiser.expected_values(np.array([0.5, 0.1]), np.array([1000.0, 200.0]), CATALOGUE)
+    ev = optimiser.expected_values(_fixed(np.array([0.5, 0.1])), np.array([1000.0, 200.0]), CATALOGUE)
     for j, name in enumerate(CATALOGUE.names):
         item = InterventionSettings().catalogue[name]
         np.testing.assert_allclose(ev[:, j], [0.5 * 1000 * item.success_rate - item.cost,
@@ -32,8 +36,8 @@ def test_expected_net_value_is_probability_x_value_x_success_minus_cost():
 
 
 def test_expected_outcome_sums_the_chosen_interventions():
-    outcome = optimiser.expected_outcome(np.array([1, NO_CONTACT]), np.array([0.5, 0.1]), np.array([1000.0, 200.0]),
-                                         CATALOGUE)
+    outcome = optimiser.expected_outcome(np.array([1, NO_CONTACT]), _fixed(np.array([0.5, 0.1])),
+                                         np.array([1000.0, 200.0]), CATALOGUE)
     call = InterventionSettings().catalogue["call"]
     assert outcome["expected_saved_revenue"] == pytest.approx(0.5 * 1000 * call.success_rate)
     assert outcome["expected_churners_saved"] == pytest.approx(0.5 * call.success_rate)
@@ -70,13 +74,13 @@ def test_greedy_respects_the_budget_and_is_near_the_brute_force_optimum(seed):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_selection_beats_top_k_and_random_at_the_same_budget(budget, seed):
     proba, value = _instance(5_000, seed)
-    selection = optimiser.select(proba, value, CATALOGUE, budget)
-    ev = optimiser.expected_values(proba, value, CATALOGUE)
-    chosen = optimiser.expected_outcome(selection.choice, proba, value, CATALOGUE)
+    selection = optimiser.select(_fixed(proba), proba, value, CATALOGUE, budget)
+    ev = optimiser.expected_values(_fixed(proba), value, CATALOGUE)
+    chosen = optimiser.expected_outcome(selection.choice, _fixed(proba), value, CATALOGUE)
     assert chosen["cost"] <= budget
     for j in range(len(CATALOGUE.names)):
         top_k = optimiser.plan_value(optimiser.top_k_plan(np.argsort(-proba), CATALOGUE.cost, budget, j), ev)
-        random = optimiser.random_outcome(proba, value, CATALOGUE, budget, j)
+        random = optimiser.random_outcome(_fixed(proba), value, CATALOGUE, budget, j)
         assert chosen["expected_net_value"] >= top_k - 1e-6
         assert chosen["expected_net_value"] >= random["expected_net_value"] - 1e-6
         assert random["cost"] <= budget
@@ -86,7 +90,7 @@ def test_ineligible_customers_never_get_the_intervention():
     proba, value = _instance(3_000, 2)
     eligible = np.ones((3_000, len(CATALOGUE.names)), dtype=bool)
     eligible[::2, 0] = False  # every other customer gave no e-mail consent
-    selection = optimiser.select(proba, value, CATALOGUE, 5_000.0, eligible)
+    selection = optimiser.select(_fixed(proba), proba, value, CATALOGUE, 5_000.0, eligible)
     assert (selection.choice == 0).any() and not (selection.choice[::2] == 0).any()
     assert not (selection.baselines["top_k_email"][::2] == 0).any()
 
@@ -99,10 +103,25 @@ def test_an_unaffordable_best_upgrade_is_skipped_not_a_stop():
 
 def test_a_large_budget_gives_everyone_their_best_positive_option():
     proba, value = _instance(2_000, 5)
-    ev = optimiser.expected_values(proba, value, CATALOGUE)
+    ev = optimiser.expected_values(_fixed(proba), value, CATALOGUE)
     choice = optimiser.optimise(ev, CATALOGUE.cost, 1e12)
     best = np.where(ev.max(axis=1) > 0, ev.argmax(axis=1), NO_CONTACT)
     assert np.array_equal(choice, best)
+
+
+def test_the_next_best_action_is_the_most_valuable_contact_or_none():
+    ev = np.array([[1.0, 5.0, -2.0], [-1.0, -0.5, -3.0], [0.0, 0.0, 0.0]])
+    action, value = optimiser.best_actions(ev)
+    assert action.tolist() == [1, NO_CONTACT, NO_CONTACT] and value.tolist() == [5.0, 0.0, 0.0]
+
+
+def test_learnt_effects_can_pick_a_cheaper_intervention_than_fixed_rates():
+    proba, value = np.array([0.5]), np.array([1000.0])
+    effect = np.array([[0.0, 0.2, 0.01, 0.01]])  # a call keeps this customer, a discount barely moves them
+    ev = optimiser.expected_values(effect, value, CATALOGUE)
+    assert optimiser.best_actions(ev)[0].tolist() == [CATALOGUE.names.index("call")]
+    assert optimiser.best_actions(optimiser.expected_values(_fixed(proba), value, CATALOGUE))[0].tolist() == [
+        CATALOGUE.names.index("discount")]
 
 
 @pytest.fixture
@@ -124,8 +143,15 @@ def test_churners_are_the_customers_who_churn_within_the_window(truth):
 
 def test_realised_reduction_counts_saved_churners_in_the_window(truth):
     plan = np.array([NO_CONTACT, 1, 0, NO_CONTACT])  # B gets the call that saves them, C an e-mail
-    assert realised.realised_outcome(plan, truth) == {"churners": 2, "churners_saved": 2, "churn_reduction": 1.0}
+    outcome = realised.realised_outcome(plan, truth, CATALOGUE.cost)
+    assert (outcome["churners"], outcome["churners_saved"], outcome["churn_reduction"]) == (2, 2, 1.0)
+
+
+def test_realised_cost_per_churner_saved_divides_the_contacts_cost(truth):
+    plan = np.array([NO_CONTACT, 1, 0, NO_CONTACT])
+    outcome = realised.realised_outcome(plan, truth, CATALOGUE.cost)
+    assert outcome["cost_per_churner_saved"] == pytest.approx((CATALOGUE.cost[0] + CATALOGUE.cost[1]) / 2)
 
 
 def test_a_random_plan_saves_its_share_of_the_churners(truth):
-    assert realised.realised_random(truth, 2, 0)["churners_saved"] == pytest.approx(2 * 1 / 4)
+    assert realised.realised_random(truth, 2, 0, None, 0.5)["churners_saved"] == pytest.approx(2 * 1 / 4)
