@@ -45,8 +45,10 @@ services-down:
 	$(BIN)/churn services down
 
 # The whole pipeline at demo scale on the embedded services (local Ray, own Redis, MLflow on SQLite):
-# train and register, promote, load Redis, score everyone, plan a campaign, generate the same
-# months with a competitor's offer and report the drift against training (exit 1/2 = warn/critical
+# train and register, promote, load Redis, score everyone, plan a campaign on fixed rates, learn the
+# uplift model from past campaigns and plan by it (its gate may refuse it at this size: the plan then
+# says it used fixed rates), run that campaign in the generated world and measure it against its
+# control group, generate the same months with a competitor's offer and report the drift against training (exit 1/2 = warn/critical
 # is the expected outcome here), then deploy the service and ask it for one live prediction.
 DEMO_CUSTOMERS ?= 5000
 DATA := .churn/data
@@ -58,7 +60,11 @@ demo: deps services-up
 	$(CHURN) promote
 	$(CHURN) materialize
 	$(CHURN) score
+	$(CHURN) campaign --budget 50000 --uplift none
+	$(CHURN) uplift
 	$(CHURN) campaign --budget 50000
+	$(CHURN) generate --customers $(DEMO_CUSTOMERS) --days 120 --campaign latest --out $(DATA)/after
+	$(CHURN) measure --raw $(DATA)/after/raw
 	cp $(DATA)/snapshots/LATEST $(DATA)/training-snapshot
 	$(CHURN) generate --customers $(DEMO_CUSTOMERS) --days 120 --drift competitor_offer --out $(DATA)/drifted
 	$(CHURN) etl --raw $(DATA)/drifted/raw --scoring

@@ -39,13 +39,14 @@ def timed(fn, *args) -> tuple[float, object]:
 
 
 def one_budget(proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float) -> dict:
-    ev = optimiser.expected_values(proba, value, catalogue)
+    effect = optimiser.fixed_rate_effects(proba, catalogue)
+    ev = optimiser.expected_values(effect, value, catalogue)
     optimise_s, _ = timed(optimiser.optimise, ev, catalogue.cost, budget)
-    select_s, selection = timed(optimiser.select, proba, value, catalogue, budget)
-    plan = optimiser.expected_outcome(selection.choice, proba, value, catalogue)
-    top_k = max(optimiser.expected_outcome(c, proba, value, catalogue)["expected_net_value"]
+    select_s, selection = timed(optimiser.select, effect, proba, value, catalogue, budget)
+    plan = optimiser.expected_outcome(selection.choice, effect, value, catalogue)
+    top_k = max(optimiser.expected_outcome(c, effect, value, catalogue)["expected_net_value"]
                 for c in selection.baselines.values())
-    random = max(optimiser.random_outcome(proba, value, catalogue, budget, j)["expected_net_value"]
+    random = max(optimiser.random_outcome(effect, value, catalogue, budget, j)["expected_net_value"]
                  for j in range(len(catalogue.names)))
     return {"budget": budget, "optimise_s": round(optimise_s, 3), "select_s": round(select_s, 3),
             "strategy": selection.strategy, "cost": round(plan["cost"], 2), "contacted": plan["contacted"],

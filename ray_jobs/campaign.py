@@ -23,6 +23,8 @@ def command(
     truth: str | None = typer.Option(
         None, help="Generator truth table to report realised churn reduction.",
         show_default="<data>/generated/truth/customers.parquet when present"),
+    uplift: str = typer.Option("champion", help="Uplift model alias or version to plan with; 'none': the "
+                                                "catalogue's fixed success rates."),
     force: bool = typer.Option(False, "--force", help="Recompute even if this run is already complete."),
 ) -> None:
     """Pick at most one intervention per customer maximising expected net value within the budget,
@@ -30,7 +32,7 @@ def command(
     settings = get_settings()
     logs.configure(logs.new_run_id("campaign"))
     try:
-        result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force=force)
+        result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force, uplift)
     except CampaignError as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(1) from e

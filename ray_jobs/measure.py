@@ -40,7 +40,8 @@ def command(
     raw_uri = raw or f"{settings.data_uri}/generated/raw"
     try:
         plan = open_campaign(settings, campaign)
-        horizon = int(open_snapshot(settings, plan.summary["snapshot_id"]).manifest["horizon_days"])
+        horizon = int(open_snapshot(settings, plan.summary["snapshot_id"]).manifest.get("horizon_days")
+                      or settings.interventions.outcome_days)
         end = outcome_window(plan, horizon)[1]
         last = raw_etl.data_window(raw_uri)[1]
         if last < end:

@@ -90,6 +90,31 @@ def register_model(settings, snapshot, alias: str = "champion", seed: int = 0, r
     return version
 
 
+def register_uplift_model(settings, frame, features, alias: str = "champion") -> str:
+    """A small uplift model of ``frame`` (baseline on the label, a ``discount`` booster on a random
+    half of it), registered under ``alias`` (MLflow: integration tests only)."""
+    import mlflow
+    import numpy as np
+    import xgboost as xgb
+
+    from ml import registry
+    from ml.uplift.model import UpliftModel
+    from ml.uplift.registry import log_uplift, register_uplift
+    X, y = frame[features.names].to_numpy("float32"), frame["label"].to_numpy()
+    params = {"objective": "binary:logistic", "max_depth": 2, "eta": 0.3, "nthread": 1}
+    baseline = xgb.train(params, xgb.DMatrix(X, label=y), 10)
+    half = np.random.default_rng(1).random(len(X)) < 0.5
+    start = baseline.predict(xgb.DMatrix(X[half]), output_margin=True) + np.log1p(-0.2)
+    arm = xgb.train(params, xgb.DMatrix(X[half], label=y[half], base_margin=start), 5)
+    model = UpliftModel(list(features.names), baseline, {"discount": arm}, {"discount": 0.2})
+    client = registry.setup(settings)
+    with mlflow.start_run():
+        uri = log_uplift(model)
+    version = register_uplift(client, settings, uri, {"schema_hash": features.schema_hash})
+    client.set_registered_model_alias(settings.registry.uplift_model_name, alias, version)
+    return version
+
+
 def remove_churn_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Drop REDIS_URL / CHURN_* of the caller's shell (for module-scoped fixtures too, through
     ``pytest.MonkeyPatch.context()``)."""

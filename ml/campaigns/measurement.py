@@ -67,12 +67,14 @@ def measure_campaign(settings: Settings, plan: CampaignPlan, outcome: Snapshot,
                                "(plan it with interventions.control_share > 0)")
     output_id = f"{plan.output.id}-" + fingerprint(outcome.id)
     output, summary = outputs.publish_summarised(
-        measurements_root(settings), output_id, lambda tmp: _measure_into(tmp, plan, outcome, targets),
+        measurements_root(settings), output_id,
+        lambda tmp: _measure_into(tmp, plan, outcome, targets, settings.interventions.outcome_days),
         SUMMARY, force)
     return CampaignMeasurement(output, summary)
 
 
-def _measure_into(out: str, plan: CampaignPlan, outcome: Snapshot, targets: pd.DataFrame) -> dict[str, Any]:
+def _measure_into(out: str, plan: CampaignPlan, outcome: Snapshot, targets: pd.DataFrame,
+                  default_horizon: int) -> dict[str, Any]:
     fs, path = storage.resolve(outcome.data_uri)
     labels = pq.read_table(path, filesystem=fs, columns=[CUSTOMER_ID, LABEL]).to_pandas().set_index(CUSTOMER_ID)
     churned = labels[LABEL].reindex(targets[CUSTOMER_ID])
@@ -88,7 +90,7 @@ def _measure_into(out: str, plan: CampaignPlan, outcome: Snapshot, targets: pd.D
     base_churners = int(labels[LABEL].sum())
     summary: dict[str, Any] = {
         "campaign": plan.output.id, "as_of": plan.summary["as_of"], "outcome_snapshot": outcome.id,
-        "window": [str(d) for d in outcome_window(plan, int(outcome.manifest["horizon_days"]))],
+        "window": [str(d) for d in outcome_window(plan, int(outcome.manifest.get("horizon_days") or default_horizon))],
         "listed": len(targets), "not_found": int((~found).sum()), "customers": len(labels),
         "churners": base_churners, "overall": overall, "by_intervention": by_intervention,
         "churn_reduction": _share_of_churn(overall["churners_saved"], base_churners),

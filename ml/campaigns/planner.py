@@ -1,15 +1,19 @@
-"""Campaign planning: a scores output + the intervention catalogue + a budget -> the target list and a
-summary against random and top-k-by-probability targeting at the same budget.
+"""Campaign planning: a scores output + the intervention catalogue + each customer's expected
+drop in churn per intervention (the uplift model's, or fixed rates) + a budget -> the target list
+with its control group, and a summary against the fixed-rate plan, random and top-k-by-probability
+targeting at the same budget.
 
 Layout under ``<data>/campaigns/``::
 
-    <output-id>/targets.parquet   customer_id, intervention, cost, probability, customer_value,
-    <output-id>/targets.csv       expected_net_value, expected_saved_revenue, risk_segment, top_reasons
+    <output-id>/targets.parquet   customer_id, intervention, arm (the intervention or control), cost,
+    <output-id>/targets.csv       probability, customer_value, expected_churn_drop, expected_net_value,
+                                  expected_saved_revenue, risk_segment, top_reasons
     <output-id>/summary.json
     LATEST
 
-The output id fingerprints the scores run, the budget, the catalogue, the value settings and the
-truth used, so a re-run with identical inputs reuses the completed folder.
+The output id fingerprints the scores run, the budget, the catalogue, the value settings, the
+truth used and the uplift model version, so a re-run with identical inputs reuses the completed
+folder.
 """
 from __future__ import annotations
 
@@ -79,14 +83,20 @@ def default_truth(settings: Settings) -> str | None:
     return uri if storage.exists(uri) else None
 
 
+FIXED_RATES = "none"
+"""``uplift_ref`` that plans on the catalogue's fixed success rates even when an uplift model exists."""
+
+
 def plan_campaign(settings: Settings, budget: float, scores_ref: str = "latest", truth_uri: str | None = None,
-                  force: bool = False) -> CampaignPlan:
+                  force: bool = False, uplift_ref: str = registry.CHAMPION) -> CampaignPlan:
+    """Plan on the effects of the uplift model behind ``uplift_ref`` (alias or version; the
+    fixed rates when there is none, or with ``FIXED_RATES``)."""
     scores = open_scores(settings, scores_ref)
     catalogue = Catalogue.from_settings(settings.interventions)
     if budget < float(catalogue.cost.min()):
         raise CampaignError(f"a budget of {budget:,.2f} cannot buy one contact: the cheapest intervention costs "
                             f"{catalogue.cost.min():,.2f}")
-    uplift = effect_model(settings)
+    uplift = None if uplift_ref == FIXED_RATES else effect_model(settings, uplift_ref)
     output_id = f"{scores.output.id}-b{budget:g}-" + fingerprint(
         settings.interventions.model_dump(exclude={"budget"}), settings.campaign.model_dump(), truth_uri,
         uplift.version if uplift else None)
@@ -102,11 +112,14 @@ class EffectModel:
     version: str
 
 
-def effect_model(settings: Settings) -> EffectModel | None:
-    """The uplift champion, or None when none is registered (the plan then uses fixed rates)."""
+def effect_model(settings: Settings, ref: str = registry.CHAMPION) -> EffectModel | None:
+    """The uplift model behind the alias, or None when none holds it (the plan then uses fixed
+    rates). An explicit version that does not exist is an error."""
     try:
-        model, version = load_uplift(settings, registry.CHAMPION)
+        model, version = load_uplift(settings, ref)
     except registry.ModelNotFound:
+        if str(ref).isdigit():
+            raise CampaignError(f"no uplift model version {ref} is registered (see `churn runs`)") from None
         return None
     return EffectModel(model, version)
 
@@ -128,8 +141,8 @@ def _plan_into(out: str, settings: Settings, scores: BatchScores, catalogue: Cat
         effect, basis = uplift_effects(uplift.model, X, catalogue), f"uplift model v{uplift.version}"
     else:
         effect, basis = fixed, "fixed success rates"
-        notes.append("no uplift model registered: each contact keeps the catalogue's fixed share of would-be "
-                     "churners (run `churn uplift` to learn who each intervention keeps)")
+        notes.append("no uplift model used: each contact keeps the catalogue's fixed share of would-be churners "
+                     "(`churn uplift` learns who each intervention keeps; the plan uses its champion)")
     share = settings.interventions.control_share
     started = time.perf_counter()
     selection = optimiser.select(effect, proba, value, catalogue, budget / (1 - share), eligible)

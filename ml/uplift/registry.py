@@ -9,6 +9,7 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.exceptions import MlflowException
 from mlflow.pyfunc import PythonModel
 from mlflow.tracking import MlflowClient
 
@@ -50,8 +51,13 @@ def load_uplift(settings: Settings, ref: str = registry.CHAMPION) -> tuple[Uplif
     """A registered uplift model by alias or version number."""
     client = registry.setup(settings)
     name = settings.registry.uplift_model_name
-    mv = (client.get_model_version(name, ref) if str(ref).isdigit()
-          else registry.version_by_alias(client, settings, ref, name))
+    if str(ref).isdigit():
+        try:
+            mv = client.get_model_version(name, str(ref))
+        except MlflowException:
+            mv = None
+    else:
+        mv = registry.version_by_alias(client, settings, ref, name)
     if mv is None:
         raise registry.ModelNotFound(f"no uplift model '{ref}' of '{name}' in {settings.tracking_uri}: "
                                      "run `churn uplift`")

@@ -16,9 +16,10 @@ from core.processes import free_port
 from ml import registry
 from ml.scoring import segments
 from ray_jobs.supervisors import serve_deployment
+from serve_app.next_action import NextActions
 
 from _online import online_settings, publish, running_redis
-from support import register_model, synthetic_customers, write_snapshot
+from support import register_model, register_uplift_model, synthetic_customers, write_snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
               pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")]
@@ -36,6 +37,7 @@ def stack(tmp_path_factory):
                                    serve={"port": free_port(), "model_poll_s": 1.0, "ready_timeout_s": 600})
         snapshot = write_snapshot(settings, FRAME, FEATURES)
         register_model(settings, snapshot)
+        register_uplift_model(settings, FRAME, FEATURES)
         publish(settings, FRAME, FEATURES, source=snapshot.id)
         try:
             serve_deployment.deploy(settings)
@@ -73,14 +75,23 @@ def test_predict_answers_200(predicted):
 
 
 def test_predict_returns_the_documented_fields(prediction):
-    assert set(prediction) == {"customer_id", "churn_probability", "risk_segment", "top_reasons", "model_version",
-                               "feature_version", "latency_ms"}
+    assert set(prediction) == {"customer_id", "churn_probability", "risk_segment", "top_reasons",
+                               "next_best_action", "model_version", "feature_version", "latency_ms"}
 
 
 def test_predict_probability_is_the_champion_probability(stack, prediction):
     settings = stack[0]
     row = FRAME.loc[FRAME.customer_id == IDS[7], FEATURES.names].to_numpy("float32")
     assert prediction["churn_probability"] == pytest.approx(float(expected_proba(settings, row)[0]), abs=1e-6)
+
+
+def test_predict_recommends_the_uplift_models_next_best_action_for_the_stored_row(stack, prediction):
+    settings = stack[0]
+    row = FRAME.loc[FRAME.customer_id == IDS[7], FEATURES.names].to_numpy("float32")
+    expected = NextActions.load(settings, FEATURES).choose(row, expected_proba(settings, row))[0]
+    action = prediction["next_best_action"]
+    assert action["basis"] == "uplift model v1" and action["intervention"] in (None, "discount")
+    assert action == pytest.approx(expected, abs=1e-5)
 
 
 def test_predict_segment_follows_the_tier_bounds(stack, prediction):

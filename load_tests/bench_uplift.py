@@ -1,0 +1,134 @@
+"""Campaigns by uplift against today's fixed-rate plan, the ceiling and random targeting, on
+generated data whose truth is known, and the campaign measured against its control group.
+
+    python -m load_tests.bench_uplift --customers 5000 --budget-per-customer 10
+
+Runs the platform's own steps (``churn ...``, each a fresh process, on a scratch state folder):
+generate -> etl -> train -> promote -> score -> uplift (registered, gate recorded, not promoted)
+-> campaign by the new uplift model and campaign on fixed rates, same budget -> the world after the
+uplift campaign (``generate --campaign``) -> measure. Side by side, from the uplift plan's realised
+block (the generator's truth, same budget): the uplift plan (control group aside), the fixed-rate
+plan, the ceiling (churn risk x each customer's true uplift), the best random and top-k plans.
+Training times are the MLflow run durations of the churn model and of the uplift model.
+Writes ``load_tests/results/uplift_<customers>.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from core.settings import Settings
+from load_tests import common
+from ml import registry
+from ml.campaigns.measurement import measurements_root
+from ml.campaigns.planner import open_campaign
+
+RESULTS = Path(__file__).parent / "results"
+CHURN = [sys.executable, "-m", "ray_jobs.cli"]
+
+
+def main() -> None:
+    parser = common.parser(__doc__, None)
+    parser.add_argument("--customers", type=int, default=5_000)
+    parser.add_argument("--days", type=int, default=120)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--budget-per-customer", type=float, default=10.0)
+    args = parser.parse_args()
+    args.result = args.result or RESULTS / f"uplift_{args.customers}.json"
+    common.run_in_scratch(run, args)
+
+
+def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
+    state = scratch / "state"
+    env = {**os.environ, "CHURN_STATE_DIR": str(state)}
+    settings = Settings(state_dir=state)
+    budget = args.budget_per_customer * args.customers
+    world = ["--customers", str(args.customers), "--days", str(args.days), "--seed", str(args.seed)]
+    steps: dict[str, float] = {}
+
+    def churn(name: str, *argv: str) -> None:
+        started = time.perf_counter()
+        print(f"== churn {' '.join(argv)}", flush=True)
+        subprocess.run([*CHURN, *argv], env=env, check=True, stdout=subprocess.DEVNULL)
+        steps[name] = round(time.perf_counter() - started, 1)
+
+    load_before = os.getloadavg()[0]
+    churn("generate", "generate", *world)
+    churn("etl", "etl")
+    churn("train", "train")
+    churn("promote", "promote")
+    churn("score", "score")
+    churn("uplift", "uplift", "--no-promote")
+    client = registry.setup(settings)
+    uplift = registry.version_by_alias(client, settings, registry.CHALLENGER, settings.registry.uplift_model_name)
+    assert uplift is not None, "churn uplift registered no challenger"
+    churn("campaign_fixed", "campaign", "--budget", f"{budget:g}", "--uplift", "none")
+    fixed = open_campaign(settings)
+    churn("campaign_uplift", "campaign", "--budget", f"{budget:g}", "--uplift", str(uplift.version))
+    plan = open_campaign(settings)
+    churn("generate_after", "generate", *world, "--campaign", plan.output.id, "--out", str(state / "after"))
+    churn("measure", "measure", "--campaign", plan.output.id, "--raw", str(state / "after" / "raw"))
+    measured = json.loads(next(Path(measurements_root(settings)).glob(f"{plan.output.id}-*/measurement.json"))
+                          .read_text())
+    realised = plan.summary["realised"]
+    return {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "customers": args.customers, "days": args.days, "seed": args.seed, "budget": budget,
+        "uplift_model": {"version": uplift.version, **{k: uplift.tags.get(k) for k in
+                                                       ("gate", "holdout_qini", "holdout_qini_risk")}},
+        "realised": {
+            "uplift_plan": _outcome(realised["campaign"]), "fixed_rate_plan": _outcome(realised["fixed_rate"]),
+            "fixed_rate_campaign_with_control": _outcome(fixed.summary["realised"]["campaign"]),
+            "ceiling": _outcome(realised["ceiling"]),
+            "best_top_k": _outcome(realised[plan.summary["best_top_k"]]),
+            "best_random": _outcome(max((v for k, v in realised.items() if k.startswith("random_")),
+                                        key=lambda o: o["churn_reduction"])),
+        },
+        "ratios": _ratios(realised),
+        "goal_churn_reduction": realised["goal_churn_reduction"],
+        "measured": {"churners_saved": measured["overall"]["churners_saved"],
+                     "churn_reduction": measured["churn_reduction"], "truth": measured.get("realised"),
+                     "roi": measured["overall"]["roi"]},
+        "training_seconds": _training_seconds(client, settings),
+        "step_seconds": steps,
+        "machine": {**common.machine(), "load_avg_1m_before": load_before, "load_avg_1m_after": os.getloadavg()[0]},
+    }
+
+
+def _outcome(o: dict[str, Any]) -> dict[str, Any]:
+    return {k: o[k] for k in ("churners", "churners_saved", "churn_reduction", "cost", "cost_per_churner_saved")}
+
+
+def _ratios(realised: dict[str, Any]) -> dict[str, float | None]:
+    ours = realised["campaign"]["churn_reduction"]
+
+    def over(key: str) -> float | None:
+        theirs = realised[key]["churn_reduction"]
+        return round(ours / theirs, 3) if theirs else None
+
+    return {"uplift_over_fixed_rate": over("fixed_rate"), "uplift_over_ceiling": over("ceiling")}
+
+
+def _training_seconds(client: MlflowClient, settings: Settings) -> dict[str, float]:
+    """Wall time of the latest churn-model training run and of the latest uplift run."""
+    def duration(name: str) -> float:
+        run = client.search_runs([client.get_experiment_by_name(settings.registry.experiment).experiment_id],
+                                 f"attributes.run_name = '{name}'", order_by=["attributes.start_time DESC"],
+                                 max_results=1)[0]
+        return round((run.info.end_time - run.info.start_time) / 1000, 1)
+
+    train, uplift = duration("train"), duration("uplift")
+    return {"churn_model": train, "uplift_model": uplift, "ratio": round(uplift / train, 2)}
+
+
+if __name__ == "__main__":
+    main()
