@@ -187,6 +187,9 @@ class InterventionSettings(BaseModel):
     goal_churn_reduction: float = Field(0.15, description="Business goal: share of churn a campaign prevents.")
     control_share: float = Field(0.1, ge=0, lt=1, description="Share of a campaign's selected customers kept "
                                  "aside, at random, as its control group (not contacted).")
+    objective: Literal["net_value", "churners_saved"] = Field(
+        "net_value", description="What a campaign maximises within its budget: expected net value (a contact must "
+        "pay for itself), or expected churners saved (the budget buys the largest drops in churn per cost).")
 
 
 def _baseline_params() -> dict[str, float | int | str]:

@@ -5,8 +5,9 @@ generated data whose truth is known, and the campaign measured against its contr
 
 Runs the platform's own steps (``churn ...``, each a fresh process, on a scratch state folder):
 generate -> etl -> train -> promote -> score -> uplift (registered, gate recorded, not promoted)
--> campaign by the new uplift model and campaign on fixed rates, same budget -> the world after the
-uplift campaign (``generate --campaign``) -> measure. Side by side, from the uplift plan's realised
+-> campaigns by the new uplift model and on fixed rates, same budget, under each objective (net
+value; churners saved) -> the world after the uplift campaign that maximises churners saved
+(``generate --campaign``) -> measure. Side by side per objective, from the uplift plan's realised
 block (the generator's truth, same budget): the uplift plan (control group aside), the fixed-rate
 plan, the ceiling (churn risk x each customer's true uplift), the best random and top-k plans.
 Training times are the MLflow run durations of the churn model and of the uplift model.
@@ -71,31 +72,29 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
     client = registry.setup(settings)
     uplift = registry.version_by_alias(client, settings, registry.CHALLENGER, settings.registry.uplift_model_name)
     assert uplift is not None, "churn uplift registered no challenger"
-    churn("campaign_fixed", "campaign", "--budget", f"{budget:g}", "--uplift", "none")
-    fixed = open_campaign(settings)
-    churn("campaign_uplift", "campaign", "--budget", f"{budget:g}", "--uplift", str(uplift.version))
-    plan = open_campaign(settings)
+    plans, realised = {}, {}
+    for objective in ("net_value", "churners_saved"):
+        churn(f"campaign_fixed_{objective}", "campaign", "--budget", f"{budget:g}", "--uplift", "none",
+              "--objective", objective)
+        fixed = open_campaign(settings)
+        churn(f"campaign_uplift_{objective}", "campaign", "--budget", f"{budget:g}", "--uplift",
+              str(uplift.version), "--objective", objective)
+        plans[objective] = open_campaign(settings)
+        realised[objective] = _compare(plans[objective].summary, fixed.summary)
+    plan = plans["churners_saved"]
     churn("generate_after", "generate", *world, "--campaign", plan.output.id, "--out", str(state / "after"))
     churn("measure", "measure", "--campaign", plan.output.id, "--raw", str(state / "after" / "raw"))
     measured = json.loads(next(Path(measurements_root(settings)).glob(f"{plan.output.id}-*/measurement.json"))
                           .read_text())
-    realised = plan.summary["realised"]
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "customers": args.customers, "days": args.days, "seed": args.seed, "budget": budget,
         "uplift_model": {"version": uplift.version, **{k: uplift.tags.get(k) for k in
                                                        ("gate", "holdout_qini", "holdout_qini_risk")}},
-        "realised": {
-            "uplift_plan": _outcome(realised["campaign"]), "fixed_rate_plan": _outcome(realised["fixed_rate"]),
-            "fixed_rate_campaign_with_control": _outcome(fixed.summary["realised"]["campaign"]),
-            "ceiling": _outcome(realised["ceiling"]),
-            "best_top_k": _outcome(realised[plan.summary["best_top_k"]]),
-            "best_random": _outcome(max((v for k, v in realised.items() if k.startswith("random_")),
-                                        key=lambda o: o["churn_reduction"])),
-        },
-        "ratios": _ratios(realised),
-        "goal_churn_reduction": realised["goal_churn_reduction"],
-        "measured": {"churners_saved": measured["overall"]["churners_saved"],
+        "realised": realised,
+        "goal_churn_reduction": plan.summary["realised"]["goal_churn_reduction"],
+        "measured": {"campaign": plan.output.id, "objective": "churners_saved",
+                     "churners_saved": measured["overall"]["churners_saved"],
                      "churn_reduction": measured["churn_reduction"], "truth": measured.get("realised"),
                      "roi": measured["overall"]["roi"]},
         "training_seconds": _training_seconds(client, settings),
@@ -108,14 +107,23 @@ def _outcome(o: dict[str, Any]) -> dict[str, Any]:
     return {k: o[k] for k in ("churners", "churners_saved", "churn_reduction", "cost", "cost_per_churner_saved")}
 
 
-def _ratios(realised: dict[str, Any]) -> dict[str, float | None]:
-    ours = realised["campaign"]["churn_reduction"]
+def _compare(uplift_plan: dict[str, Any], fixed_plan: dict[str, Any]) -> dict[str, Any]:
+    """One objective's plans on the truth: the uplift plan's realised block, and today's campaign."""
+    r = uplift_plan["realised"]
+    best_random = max((v for k, v in r.items() if k.startswith("random_")), key=lambda o: o["churn_reduction"])
+    ours = r["campaign"]["churn_reduction"]
+    return {
+        "uplift_plan": _outcome(r["campaign"]), "fixed_rate_plan": _outcome(r["fixed_rate"]),
+        "fixed_rate_campaign_with_control": _outcome(fixed_plan["realised"]["campaign"]),
+        "ceiling": _outcome(r["ceiling"]), "best_top_k": _outcome(r[uplift_plan["best_top_k"]]),
+        "best_random": _outcome(best_random),
+        "uplift_over_fixed_rate": _ratio(ours, r["fixed_rate"]["churn_reduction"]),
+        "uplift_over_ceiling": _ratio(ours, r["ceiling"]["churn_reduction"]),
+    }
 
-    def over(key: str) -> float | None:
-        theirs = realised[key]["churn_reduction"]
-        return round(ours / theirs, 3) if theirs else None
 
-    return {"uplift_over_fixed_rate": over("fixed_rate"), "uplift_over_ceiling": over("ceiling")}
+def _ratio(ours: float, theirs: float) -> float | None:
+    return round(ours / theirs, 3) if theirs else None
 
 
 def _training_seconds(client: MlflowClient, settings: Settings) -> dict[str, float]:

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from core import logs
 from core.settings import get_settings
+from ml.campaigns.optimiser import CHURNERS_SAVED, NET_VALUE
 from ml.campaigns.planner import TARGETS_CSV, CampaignError, CampaignPlan, default_truth, plan_campaign
 
 console = Console()
@@ -25,11 +26,19 @@ def command(
         show_default="<data>/generated/truth/customers.parquet when present"),
     uplift: str = typer.Option("champion", help="Uplift model alias or version to plan with; 'none': the "
                                                 "catalogue's fixed success rates."),
+    objective: str | None = typer.Option(
+        None, help="net_value: a contact must pay for itself; churners_saved: the budget buys the largest drops in "
+                   "churn per cost.", show_default="settings.interventions.objective (net_value)"),
     force: bool = typer.Option(False, "--force", help="Recompute even if this run is already complete."),
 ) -> None:
-    """Pick at most one intervention per customer maximising expected net value within the budget,
-    by the uplift model when one is registered; keep a random control group aside."""
+    """Pick at most one intervention per customer maximising expected net value (or churners saved)
+    within the budget, by the uplift model when one is registered; keep a random control group aside."""
     settings = get_settings()
+    if objective is not None:
+        if objective not in (NET_VALUE, CHURNERS_SAVED):
+            raise typer.BadParameter(f"'{objective}': {NET_VALUE} or {CHURNERS_SAVED}", param_hint="--objective")
+        settings = settings.model_copy(update={"interventions": settings.interventions.model_copy(
+            update={"objective": objective})})
     logs.configure(logs.new_run_id("campaign"))
     try:
         result = plan_campaign(settings, budget, scores, truth or default_truth(settings), force, uplift)
@@ -44,7 +53,8 @@ def print_summary(result: CampaignPlan) -> None:
     state = "planned" if result.output.built else "already planned, reused"
     shown = {"campaign": f"campaign ({s['basis']})", "fixed_rate": "fixed-rate plan",
              s["best_top_k"]: f"{s['best_top_k']} (best top-k)", s["best_random"]: f"{s['best_random']} (best random)"}
-    table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}; expected under {s['basis']}")
+    table = Table(title=f"campaign {s['run_id']} ({state}), budget {s['budget']:,.0f}, maximising "
+                        f"{s['objective'].replace('_', ' ')}; expected under {s['basis']}")
     for col in ("strategy", "contacted", "cost", "exp. churners saved", "exp. saved revenue", "exp. net value"):
         table.add_column(col, justify="left" if col == "strategy" else "right")
     for key, label in shown.items():

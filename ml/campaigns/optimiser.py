@@ -31,6 +31,9 @@ from core.settings import InterventionSettings
 from ml.value import net_value
 
 NO_CONTACT = -1
+NET_VALUE, CHURNERS_SAVED = "net_value", "churners_saved"
+"""What a plan maximises: expected net value (profit first), or expected churners saved within
+the budget (retention first: every contact that lowers churn is worth buying, best drop per cost first)."""
 
 
 @dataclass(frozen=True)
@@ -168,10 +171,22 @@ class Selection:
     """top-k-by-probability plan per intervention."""
 
 
+def objective_values(effect: np.ndarray, value: np.ndarray, catalogue: Catalogue, eligible: np.ndarray | None,
+                     objective: str) -> np.ndarray:
+    """(customers x interventions) what the knapsack maximises under ``objective``; -inf where
+    the customer is not eligible."""
+    if objective == NET_VALUE:
+        return expected_values(effect, value, catalogue, eligible)
+    if objective == CHURNERS_SAVED:
+        return effect if eligible is None else np.where(eligible, effect, -np.inf)
+    raise ValueError(f"unknown objective '{objective}': {NET_VALUE} or {CHURNERS_SAVED}")
+
+
 def select(effect: np.ndarray, proba: np.ndarray, value: np.ndarray, catalogue: Catalogue, budget: float,
-           eligible: np.ndarray | None = None) -> Selection:
-    """The best plan by ``effect`` within ``budget``; the top-k plans rank by churn ``proba``."""
-    ev = expected_values(effect, value, catalogue, eligible)
+           eligible: np.ndarray | None = None, objective: str = NET_VALUE) -> Selection:
+    """The best plan by ``effect`` within ``budget`` under ``objective``; the top-k plans rank by
+    churn ``proba``."""
+    ev = objective_values(effect, value, catalogue, eligible, objective)
     by_risk = np.argsort(-proba, kind="stable")
     baselines = {f"top_k_{name}": top_k_plan(by_risk, catalogue.cost, budget, j,
                                              None if eligible is None else eligible[:, j])

@@ -145,7 +145,8 @@ def _plan_into(out: str, settings: Settings, scores: BatchScores, catalogue: Cat
                      "(`churn uplift` learns who each intervention keeps; the plan uses its champion)")
     share = settings.interventions.control_share
     started = time.perf_counter()
-    selection = optimiser.select(effect, proba, value, catalogue, budget / (1 - share), eligible)
+    objective = settings.interventions.objective
+    selection = optimiser.select(effect, proba, value, catalogue, budget / (1 - share), eligible, objective)
     seed = int(output_id.rsplit("-", 1)[-1][:8], 16)
     arms = control_group(selection.choice, catalogue.cost, budget, share, np.random.default_rng(seed))
     seconds = time.perf_counter() - started
@@ -155,13 +156,13 @@ def _plan_into(out: str, settings: Settings, scores: BatchScores, catalogue: Cat
 
     contacted = np.where(arms == CONTROL_ARM, NO_CONTACT, selection.choice)
     plans = {"campaign": contacted,
-             "fixed_rate": optimiser.select(fixed, proba, value, catalogue, budget, eligible).choice,
-             **optimiser.select(effect, proba, value, catalogue, budget, eligible).baselines}
+             "fixed_rate": optimiser.select(fixed, proba, value, catalogue, budget, eligible, objective).choice,
+             **optimiser.select(effect, proba, value, catalogue, budget, eligible, objective).baselines}
     strategies = compare_strategies(plans, effect, value, catalogue, budget, eligible)
     summary = {
         "run_id": output_id, "scores_run": scores.output.id, "snapshot_id": scores.summary["snapshot_id"],
         "as_of": str(snapshot.manifest["as_of"]),
-        "model_version": scores.summary["model_version"], "basis": basis,
+        "model_version": scores.summary["model_version"], "basis": basis, "objective": objective,
         "uplift_version": uplift.version if uplift else None, "budget": budget, "customers": len(proba),
         "strategy": selection.strategy, "selection_seconds": round(seconds, 3),
         "control_group": {"share": share, "customers": int((arms == CONTROL_ARM).sum()),
@@ -262,7 +263,7 @@ def _realised(settings: Settings, snapshot: Snapshot, table: pa.Table, plans: di
     as_of = dt.date.fromisoformat(str(snapshot.manifest["as_of"]))
     truth = realised.load_truth(truth_uri, table.column(CUSTOMER_ID), catalogue, as_of, days)
     ceiling = optimiser.select(proba[:, None] * truth.uplift, proba, value, catalogue, budget,
-                               eligible).choice if truth.uplift is not None else None
+                               eligible, settings.interventions.objective).choice if truth.uplift is not None else None
     out: dict[str, Any] = {"truth": truth_uri, "window": list(truth.window),
                            "goal_churn_reduction": settings.interventions.goal_churn_reduction}
     out.update({name: realised.realised_outcome(choice, truth, catalogue.cost) for name, choice in plans.items()})

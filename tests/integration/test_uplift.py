@@ -76,7 +76,7 @@ def test_the_uplift_model_is_registered_as_challenger_with_its_held_out_qini(mod
     client = registry.setup(module_settings)
     name = module_settings.registry.uplift_model_name
     challenger = registry.version_by_alias(client, module_settings, registry.CHALLENGER, name)
-    assert challenger.version == report.version
+    assert str(challenger.version) == report.version
     assert float(challenger.tags["holdout_qini"]) == pytest.approx(report.metrics["holdout_qini"], abs=1e-6)
 
 
@@ -84,7 +84,7 @@ def test_the_champion_alias_follows_the_gate(module_settings, report):
     client = registry.setup(module_settings)
     champion = registry.version_by_alias(client, module_settings, registry.CHAMPION,
                                          module_settings.registry.uplift_model_name)
-    assert (champion is not None and champion.version == report.version) == report.promoted
+    assert (champion is not None and str(champion.version) == report.version) == report.promoted
 
 
 def test_the_model_has_a_booster_for_every_intervention_it_saw_contacted(module_settings, report):
@@ -94,9 +94,9 @@ def test_the_model_has_a_booster_for_every_intervention_it_saw_contacted(module_
 
 
 def test_the_evaluation_report_shows_qini_curves(report):
-    folder = Path(report.report).parent
+    folder = report.report_path.parent
     assert (folder / "qini_curves.png").read_bytes()[:4] == b"\x89PNG"
-    assert "Held-out Qini" in Path(report.report).read_text()
+    assert "Held-out Qini" in report.report_path.read_text()
 
 
 def test_a_campaign_plans_on_the_uplift_models_learnt_drops(module_settings, history, report):

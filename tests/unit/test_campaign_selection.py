@@ -155,3 +155,20 @@ def test_realised_cost_per_churner_saved_divides_the_contacts_cost(truth):
 
 def test_a_random_plan_saves_its_share_of_the_churners(truth):
     assert realised.realised_random(truth, 2, 0, None, 0.5)["churners_saved"] == pytest.approx(2 * 1 / 4)
+
+
+def test_the_churners_saved_objective_buys_contacts_that_do_not_pay_for_themselves():
+    proba, value = _instance(2_000, 3)
+    effect = _fixed(proba)
+    by_value = optimiser.select(effect, proba, value / 50, CATALOGUE, 5_000.0)
+    by_churn = optimiser.select(effect, proba, value / 50, CATALOGUE, 5_000.0, objective=optimiser.CHURNERS_SAVED)
+    outcome = [optimiser.expected_outcome(s.choice, effect, value / 50, CATALOGUE) for s in (by_value, by_churn)]
+    assert outcome[1]["expected_churners_saved"] > outcome[0]["expected_churners_saved"]
+    assert outcome[0]["cost"] < outcome[1]["cost"] <= 5_000.0
+    assert outcome[1]["expected_net_value"] < outcome[0]["expected_net_value"]
+
+
+def test_an_unknown_objective_is_refused_naming_the_valid_ones():
+    proba, value = _instance(10, 0)
+    with pytest.raises(ValueError, match="net_value or churners_saved"):
+        optimiser.select(_fixed(proba), proba, value, CATALOGUE, 100.0, objective="vibes")
