@@ -15,6 +15,7 @@ must agree to 1e-6 on rows that reach every branch, missing values included.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,8 @@ import onnx
 import onnxruntime as ort
 import xgboost as xgb
 from onnx import TensorProto, helper
+
+from ml.uplift.model import UpliftModel
 
 TOLERANCE = 1e-6
 _LOGISTIC = ("binary:logistic", "reg:logistic")
@@ -103,7 +106,10 @@ def _parse(booster: xgb.Booster) -> tuple[list[_Tree], float]:
     return trees, float(np.log(base_score / (1 - base_score)))
 
 
-def _ensemble_node(trees: list[_Tree], n_features: int, base_margin: float) -> onnx.NodeProto:
+def _ensemble_node(trees: list[_Tree], leaf_weights: Callable[[int, _Tree], list[tuple[int, int, float]]],
+                   base_values: list[float]) -> onnx.NodeProto:
+    """One ``TreeEnsembleRegressor`` of ``trees`` whose leaves add ``leaf_weights(tree_id, tree)``
+    ((leaf node, target, weight) triples) to the targets, which start from ``base_values``."""
     nodes: dict[str, list] = {k: [] for k in (
         "treeids", "nodeids", "featureids", "values", "modes", "truenodeids", "falsenodeids", "missing")}
     targets: dict[str, list] = {"treeids": [], "nodeids": [], "ids": [], "weights": []}
@@ -118,16 +124,14 @@ def _ensemble_node(trees: list[_Tree], n_features: int, base_margin: float) -> o
             nodes["truenodeids"].append(0 if leaf else int(tree.left[node]))
             nodes["falsenodeids"].append(0 if leaf else int(tree.right[node]))
             nodes["missing"].append(int(not leaf and tree.default_left[node]))
-        for leaf_node, credit in tree.leaf_paths():
-            weights = [(0, float(tree.value[leaf_node]))] + [(1 + f, c) for f, c in sorted(credit.items())]
-            for target, weight in weights:
-                targets["treeids"].append(tree_id)
-                targets["nodeids"].append(leaf_node)
-                targets["ids"].append(target)
-                targets["weights"].append(weight)
+        for leaf_node, target, weight in leaf_weights(tree_id, tree):
+            targets["treeids"].append(tree_id)
+            targets["nodeids"].append(leaf_node)
+            targets["ids"].append(target)
+            targets["weights"].append(weight)
     return helper.make_node(
-        "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=1 + n_features,
-        aggregate_function="SUM", post_transform="NONE", base_values=[base_margin] + [0.0] * n_features,
+        "TreeEnsembleRegressor", ["X"], ["Y"], domain="ai.onnx.ml", n_targets=len(base_values),
+        aggregate_function="SUM", post_transform="NONE", base_values=base_values,
         nodes_treeids=nodes["treeids"], nodes_nodeids=nodes["nodeids"], nodes_featureids=nodes["featureids"],
         nodes_values=nodes["values"], nodes_modes=nodes["modes"], nodes_truenodeids=nodes["truenodeids"],
         nodes_falsenodeids=nodes["falsenodeids"], nodes_missing_value_tracks_true=nodes["missing"],
@@ -136,30 +140,45 @@ def _ensemble_node(trees: list[_Tree], n_features: int, base_margin: float) -> o
     )
 
 
-def to_onnx(booster: xgb.Booster, n_features: int) -> tuple[bytes, float]:
-    """The serialized ONNX model and the bias (expected margin) the contributions start from."""
-    trees, base_margin = _parse(booster)
+def _contributions(tree_id: int, tree: _Tree) -> list[tuple[int, int, float]]:
+    """Target 0: the leaf value (margin); target 1 + f: the credit of feature f on the leaf's path."""
+    return [(leaf, target, weight) for leaf, credit in tree.leaf_paths()
+            for target, weight in [(0, float(tree.value[leaf])), *((1 + f, c) for f, c in sorted(credit.items()))]]
+
+
+def _session(node: onnx.NodeProto, n_features: int, n_targets: int) -> bytes:
     graph = helper.make_graph(
-        [_ensemble_node(trees, n_features, base_margin)], "churn",
+        [node], "churn",
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1 + n_features])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, n_targets])],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
     model.ir_version = 8
+    return model.SerializeToString()
+
+
+def _runtime(onnx_model: bytes) -> ort.InferenceSession:
+    """One thread: a replica is one Python process and requests are tiny."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+
+
+def to_onnx(booster: xgb.Booster, n_features: int) -> tuple[bytes, float]:
+    """The serialized ONNX model and the bias (expected margin) the contributions start from."""
+    trees, base_margin = _parse(booster)
+    node = _ensemble_node(trees, _contributions, [base_margin] + [0.0] * n_features)
     bias = base_margin + sum(float(t.mean_values()[0]) for t in trees)
-    return model.SerializeToString(), bias
+    return _session(node, n_features, 1 + n_features), bias
 
 
 class CompiledModel:
-    """Probabilities and contributions of a logistic booster through ONNX Runtime (one thread:
-    a replica is one Python process and requests are tiny)."""
+    """Probabilities and contributions of a logistic booster through ONNX Runtime."""
 
     def __init__(self, onnx_model: bytes, bias: float) -> None:
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self.session = ort.InferenceSession(onnx_model, options, providers=["CPUExecutionProvider"])
+        self.session = _runtime(onnx_model)
         self.bias = bias
 
     @classmethod
@@ -200,3 +219,47 @@ def probe_rows(booster: xgb.Booster, n_features: int, rows: int, seed: int = 0) 
         nudged = np.where(rng.random(rows) < 0.5, np.nextafter(picked, np.float32(-np.inf)), picked)
         X[:, j] = np.where(rng.random(rows) < 0.1, np.nan, nudged)
     return X
+
+
+class CompiledUplift:
+    """An uplift model's boosters as one ONNX ensemble: target 0 is the baseline margin, target
+    1 + j the sum of intervention j's trees (its booster's output past the base margin it was
+    given), so one call gives what ``UpliftModel.predict`` gets from one booster call each."""
+
+    def __init__(self, model: UpliftModel) -> None:
+        groups = [_parse(model.baseline), *(_parse(b) for b in model.arms.values())]
+        trees = [tree for group, _ in groups for tree in group]
+        target = [k for k, (group, _) in enumerate(groups) for _ in group]
+        node = _ensemble_node(trees, lambda i, tree: [(leaf, target[i], float(tree.value[leaf]))
+                                                      for leaf in np.flatnonzero(tree.left == -1).tolist()],
+                              [groups[0][1]] + [0.0] * len(model.arms))
+        self.session = _runtime(_session(node, len(model.feature_names), len(groups)))
+        self.model = model
+        self.feature_names = model.feature_names
+        self.shift = np.array([np.log1p(-model.priors[name]) for name in model.arms])
+
+    @property
+    def interventions(self) -> list[str]:
+        return self.model.interventions
+
+    @classmethod
+    def from_model(cls, model: UpliftModel) -> CompiledUplift:
+        compiled = cls(model)
+        compiled.verify()
+        return compiled
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The same (p_churn without contact, drop per intervention) as ``UpliftModel.predict``."""
+        out = self.session.run(None, {"X": X})[0].astype(np.float64)
+        margin = out[:, :1]
+        p0 = 1.0 / (1.0 + np.exp(-margin))
+        p = 1.0 / (1.0 + np.exp(-(margin + self.shift[None, :] + out[:, 1:])))
+        return p0[:, 0], p0 - p
+
+    def verify(self, rows: int = 512, seed: int = 0) -> None:
+        """Raise CompileError unless both outputs match the model's to TOLERANCE on probe rows."""
+        n = len(self.feature_names)
+        X = np.vstack([probe_rows(b, n, rows, seed) for b in (self.model.baseline, *self.model.arms.values())])
+        worst = max(float(np.max(np.abs(a - b))) for a, b in zip(self.predict(X), self.model.predict(X), strict=True))
+        if worst > TOLERANCE:
+            raise CompileError(f"compiled uplift model differs from its boosters by {worst:.2e} (> {TOLERANCE})")

@@ -1,8 +1,9 @@
 """The next best action a prediction answers with: the retention intervention of highest positive
 expected net value for the customer (``value x drop in churn probability - cost``), or none, from
 the same feature row the churn model scored (no second read). The drop is the uplift champion's
-when one is registered and its features are in the served layout, else the catalogue's fixed
-success rate times the churn probability, and the answer says which."""
+when one is registered and its features are in the served layout (its boosters compiled for ONNX
+Runtime like the churn model's), else the catalogue's fixed success rate times the churn
+probability, and the answer says which."""
 from __future__ import annotations
 
 import logging
@@ -15,11 +16,12 @@ from core.settings import CampaignSettings, Settings
 from features.feature_set import FeatureSet
 from ml import registry
 from ml.campaigns import optimiser
-from ml.campaigns.effects import eligibility, uplift_effects
+from ml.campaigns.effects import UpliftPredictor, eligibility, uplift_effects
 from ml.campaigns.optimiser import NO_CONTACT, Catalogue
 from ml.uplift.model import UpliftModel
 from ml.uplift.registry import load_uplift
 from ml.value import value_from_monthly
+from serve_app.compiled import CompiledUplift, CompileError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +35,9 @@ class NextActions:
     catalogue: Catalogue
     campaign: CampaignSettings
     index: dict[str, int]
-    uplift: UpliftModel | None
+    uplift: UpliftPredictor | None
+    feature_names: list[str]
+    """The uplift model's input columns, in order."""
     basis: str
 
     @classmethod
@@ -44,15 +48,14 @@ class NextActions:
         try:
             model, version = load_uplift(settings, registry.CHAMPION)
         except registry.ModelNotFound:
-            return cls(catalogue, settings.campaign, index, None, FIXED_RATES)
+            return cls(catalogue, settings.campaign, index, None, [], FIXED_RATES)
         missing = sorted(set(model.feature_names) - set(index))
         if missing:
             log.warning("next best action on fixed rates: the uplift model needs features the served layout lacks",
                         extra={"uplift_version": version, "missing": missing[:5]})
-            return cls(catalogue, settings.campaign, index, None, FIXED_RATES)
-        for booster in (model.baseline, *model.arms.values()):
-            booster.set_param({"nthread": 1})
-        return cls(catalogue, settings.campaign, index, model, f"uplift model v{version}")
+            return cls(catalogue, settings.campaign, index, None, [], FIXED_RATES)
+        return cls(catalogue, settings.campaign, index, _engine(model, settings.serve.engine), model.feature_names,
+                   f"uplift model v{version}")
 
     def choose(self, X: np.ndarray, proba: np.ndarray) -> list[dict[str, Any]]:
         """One answer per row of ``X`` (laid out as the served FeatureSet)."""
@@ -62,7 +65,7 @@ class NextActions:
         if self.uplift is None:
             effect = optimiser.fixed_rate_effects(proba, self.catalogue)
         else:
-            rows = X[:, [self.index[name] for name in self.uplift.feature_names]]
+            rows = X[:, [self.index[name] for name in self.feature_names]]
             effect = uplift_effects(self.uplift, rows, self.catalogue)
         value = value_from_monthly(column(self.campaign.value_feature), len(X), self.campaign)
         eligible, _ = eligibility(column, len(X), self.catalogue)
@@ -71,3 +74,16 @@ class NextActions:
                  "expected_churn_drop": 0.0 if j == NO_CONTACT else float(effect[i, j]),
                  "expected_net_value": float(v), "basis": self.basis}
                 for i, (j, v) in enumerate(zip(choice.tolist(), net.tolist(), strict=True))]
+
+
+def _engine(model: UpliftModel, engine: str) -> UpliftPredictor:
+    """The boosters compiled for ONNX Runtime like the churn model (one call instead of one per
+    booster), or as they are when settings ask for XGBoost or the compiled form fails its check."""
+    if engine == "onnx":
+        try:
+            return CompiledUplift.from_model(model)
+        except CompileError as exc:
+            log.warning("uplift boosters served as they are: the compiled form failed", extra={"error": str(exc)})
+    for booster in (model.baseline, *model.arms.values()):
+        booster.set_param({"nthread": 1})
+    return model

@@ -4,17 +4,26 @@ planner (a snapshot's columns) and the serving route (one request's feature row)
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
 from ml.campaigns.optimiser import Catalogue
-from ml.uplift.model import UpliftModel
 
 Column = Callable[[str], np.ndarray | None]
 """A feature's values by name (float64, NaN = missing), or None when the rows lack it."""
 
 
-def uplift_effects(model: UpliftModel, X: np.ndarray, catalogue: Catalogue) -> np.ndarray:
+class UpliftPredictor(Protocol):
+    """An uplift model's boosters, or their compiled form: ``predict`` gives (p_churn, drops)."""
+
+    @property
+    def interventions(self) -> list[str]: ...
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def uplift_effects(model: UpliftPredictor, X: np.ndarray, catalogue: Catalogue) -> np.ndarray:
     """(customers x catalogue) learnt drop in churn probability for rows laid out as
     ``model.feature_names``; an intervention the model never saw contacted gets no effect."""
     _, drops = model.predict(X.astype(np.float32, copy=False))

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
-from serve_app.compiled import TOLERANCE, CompiledModel, CompileError, probe_rows, to_onnx
+from ml.uplift.model import UpliftModel
+from serve_app.compiled import TOLERANCE, CompiledModel, CompiledUplift, CompileError, probe_rows, to_onnx
 from serve_app.model import XGBoostEngine
 
 N_FEATURES = 59
@@ -77,3 +78,30 @@ def test_a_compiled_model_of_other_trees_fails_verification(booster):
     wrong = CompiledModel(*to_onnx(other, N_FEATURES))
     with pytest.raises(CompileError, match="differs"):
         wrong.verify(booster, N_FEATURES)
+
+
+@pytest.fixture(scope="module")
+def uplift_model(booster) -> UpliftModel:
+    """The booster as the baseline, and two interventions trained from it with a prior, as
+    ``churn uplift`` trains them."""
+    X, y = data(4_000, seed=1)
+    start = booster.predict(xgb.DMatrix(X), output_margin=True)
+    params = {"objective": "binary:logistic", "max_depth": 2, "eta": 0.1, "nthread": 2, "seed": 0}
+    arms = {name: xgb.train(params, xgb.DMatrix(X, label=y, base_margin=start + np.log1p(-prior)), 30)
+            for name, prior in (("call", 0.12), ("discount", 0.2))}
+    return UpliftModel([f"f{i}" for i in range(N_FEATURES)], booster, arms, {"call": 0.12, "discount": 0.2})
+
+
+def test_the_compiled_uplift_model_gives_the_boosters_churn_and_drops(uplift_model):
+    X, _ = data(2_000, seed=2)
+    compiled = CompiledUplift.from_model(uplift_model)
+    (p0, drops), (q0, expected) = compiled.predict(X), uplift_model.predict(X)
+    assert np.max(np.abs(p0 - q0)) <= TOLERANCE and np.max(np.abs(drops - expected)) <= TOLERANCE
+    assert compiled.interventions == ["call", "discount"]
+
+
+def test_a_compiled_uplift_model_with_another_prior_fails_verification(uplift_model):
+    compiled = CompiledUplift(uplift_model)
+    compiled.shift = compiled.shift + 0.5
+    with pytest.raises(CompileError, match="differs"):
+        compiled.verify()

@@ -16,7 +16,7 @@ INDEX = {"monthly_price": 0, "email_opt_in": 1, "tickets_30d": 2}
 
 
 def _fixed() -> NextActions:
-    return NextActions(CATALOGUE, CampaignSettings(), INDEX, None, FIXED_RATES)
+    return NextActions(CATALOGUE, CampaignSettings(), INDEX, None, [], FIXED_RATES)
 
 
 def _row(price: float, opt_in: float) -> list[float]:
@@ -54,7 +54,7 @@ def _constant_booster(margin: float) -> xgb.Booster:
 def test_the_uplift_models_drop_replaces_the_fixed_rate():
     model = UpliftModel(["monthly_price", "tickets_30d"], _constant_booster(0.0),
                         {"discount": _constant_booster(0.0)}, {"discount": 0.5})
-    actions = NextActions(CATALOGUE, CampaignSettings(), INDEX, model, "uplift model v1")
+    actions = NextActions(CATALOGUE, CampaignSettings(), INDEX, model, model.feature_names, "uplift model v1")
     X = np.array([_row(100.0, 1.0)], dtype=np.float32)
     (action,) = actions.choose(X, np.array([0.99]))
     _, drops = model.predict(X[:, [0, 2]])
