@@ -10,7 +10,8 @@ value; churners saved) -> the world after the uplift campaign that maximises chu
 (``generate --campaign``) -> measure. Side by side per objective, from the uplift plan's realised
 block (the generator's truth, same budget): the uplift plan (control group aside), the fixed-rate
 plan, the ceiling (churn risk x each customer's true uplift), the best random and top-k plans.
-Training times are the MLflow run durations of the churn model and of the uplift model.
+Training times are the MLflow run durations of the churn model and of the uplift model. The
+outcome labels after the campaign are checked against those without it, per arm.
 Writes ``load_tests/results/uplift_<customers>.json``.
 """
 from __future__ import annotations
@@ -27,11 +28,14 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from core.schema import CUSTOMER_ID, LABEL
 from core.settings import Settings
+from features.snapshot import open_snapshot
+from features.sources import CONTROL
 from load_tests import common
 from ml import registry
 from ml.campaigns.measurement import measurements_root
-from ml.campaigns.planner import open_campaign
+from ml.campaigns.planner import ARM, CampaignPlan, open_campaign
 
 RESULTS = Path(__file__).parent / "results"
 CHURN = [sys.executable, "-m", "ray_jobs.cli"]
@@ -94,6 +98,7 @@ def run(scratch: Path, args: argparse.Namespace) -> dict[str, Any]:
         "realised": realised,
         "goal_churn_reduction": plan.summary["realised"]["goal_churn_reduction"],
         "measured": {"campaign": plan.output.id, "objective": "churners_saved",
+                     "labels_after_vs_before": _label_changes(settings, plan, measured["outcome_snapshot"]),
                      "churners_saved": measured["overall"]["churners_saved"],
                      "churn_reduction": measured["churn_reduction"], "truth": measured.get("realised"),
                      "roi": measured["overall"]["roi"]},
@@ -124,6 +129,21 @@ def _compare(uplift_plan: dict[str, Any], fixed_plan: dict[str, Any]) -> dict[st
 
 def _ratio(ours: float, theirs: float) -> float | None:
     return round(ours / theirs, 3) if theirs else None
+
+
+def _label_changes(settings: Settings, plan: CampaignPlan, outcome_id: str) -> dict[str, int]:
+    """The outcome labels of the world after the campaign against those of the world without it,
+    per arm: only contacted churners the response model keeps may change, from 1 to 0."""
+    before = open_snapshot(settings, plan.summary["snapshot_id"]).to_pandas().set_index(CUSTOMER_ID)[LABEL]
+    after = open_snapshot(settings, outcome_id).to_pandas().set_index(CUSTOMER_ID)[LABEL]
+    targets = plan.read_targets().set_index(CUSTOMER_ID)
+    control = targets.index[targets[ARM] == CONTROL]
+    contacted = targets.index[targets[ARM] != CONTROL]
+    rest = before.index.difference(targets.index)
+    return {"contacted_kept": int(((before[contacted] == 1) & (after[contacted] == 0)).sum()),
+            "contacted_other_changes": int(((before[contacted] == 0) & (after[contacted] == 1)).sum()),
+            "control_changed": int((before[control] != after[control]).sum()),
+            "untargeted_changed": int((before[rest] != after.reindex(rest)).sum())}
 
 
 def _training_seconds(client: MlflowClient, settings: Settings) -> dict[str, float]:

@@ -97,7 +97,7 @@ def plan_campaign(settings: Settings, budget: float, scores_ref: str = "latest",
         raise CampaignError(f"a budget of {budget:,.2f} cannot buy one contact: the cheapest intervention costs "
                             f"{catalogue.cost.min():,.2f}")
     uplift = None if uplift_ref == FIXED_RATES else effect_model(settings, uplift_ref)
-    output_id = f"{scores.output.id}-b{budget:g}-" + fingerprint(
+    output_id = f"{scores.output.id}-b{budget:.10g}-" + fingerprint(
         settings.interventions.model_dump(exclude={"budget"}), settings.campaign.model_dump(), truth_uri,
         uplift.version if uplift else None)
     return CampaignPlan(*outputs.publish_summarised(
