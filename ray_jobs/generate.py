@@ -19,7 +19,6 @@ from core.ray_session import ray_session
 from core.schema import CUSTOMER_ID
 from core.settings import GenerateSettings, get_settings
 from features.sources import ARMS
-from ml.campaigns.planner import ARM, open_campaign
 from simulator import DEFECT_KINDS, SCENARIOS, AppliedCampaign, GenerationResult, generate
 
 console = Console()
@@ -72,6 +71,8 @@ def command(
 
 def applied_campaign(ref: str, start_date: str, days: int) -> AppliedCampaign:
     """A planned campaign's target list (control group included) as the generator runs it."""
+    from ml.campaigns.planner import ARM, open_campaign  # it loads MLflow: only when a campaign is asked for
+
     try:
         plan = open_campaign(get_settings(), ref)
     except OutputNotFound as e:

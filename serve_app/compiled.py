@@ -235,7 +235,6 @@ class CompiledUplift:
                               [groups[0][1]] + [0.0] * len(model.arms))
         self.session = _runtime(_session(node, len(model.feature_names), len(groups)))
         self.model = model
-        self.feature_names = model.feature_names
         self.shift = np.array([np.log1p(-model.priors[name]) for name in model.arms])
 
     @property
@@ -258,7 +257,7 @@ class CompiledUplift:
 
     def verify(self, rows: int = 512, seed: int = 0) -> None:
         """Raise CompileError unless both outputs match the model's to TOLERANCE on probe rows."""
-        n = len(self.feature_names)
+        n = len(self.model.feature_names)
         X = np.vstack([probe_rows(b, n, rows, seed) for b in (self.model.baseline, *self.model.arms.values())])
         worst = max(float(np.max(np.abs(a - b))) for a, b in zip(self.predict(X), self.model.predict(X), strict=True))
         if worst > TOLERANCE:

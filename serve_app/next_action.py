@@ -36,8 +36,8 @@ class NextActions:
     campaign: CampaignSettings
     index: dict[str, int]
     uplift: UpliftPredictor | None
-    feature_names: list[str]
-    """The uplift model's input columns, in order."""
+    uplift_columns: list[int]
+    """Where the uplift model's inputs sit in the served rows, in its order (found once, at load)."""
     basis: str
 
     @classmethod
@@ -54,8 +54,8 @@ class NextActions:
             log.warning("next best action on fixed rates: the uplift model needs features the served layout lacks",
                         extra={"uplift_version": version, "missing": missing[:5]})
             return cls(catalogue, settings.campaign, index, None, [], FIXED_RATES)
-        return cls(catalogue, settings.campaign, index, _engine(model, settings.serve.engine), model.feature_names,
-                   f"uplift model v{version}")
+        return cls(catalogue, settings.campaign, index, _engine(model, settings.serve.engine),
+                   [index[name] for name in model.feature_names], f"uplift model v{version}")
 
     def choose(self, X: np.ndarray, proba: np.ndarray) -> list[dict[str, Any]]:
         """One answer per row of ``X`` (laid out as the served FeatureSet)."""
@@ -65,8 +65,7 @@ class NextActions:
         if self.uplift is None:
             effect = optimiser.fixed_rate_effects(proba, self.catalogue)
         else:
-            rows = X[:, [self.index[name] for name in self.feature_names]]
-            effect = uplift_effects(self.uplift, rows, self.catalogue)
+            effect = uplift_effects(self.uplift, X[:, self.uplift_columns], self.catalogue)
         value = value_from_monthly(column(self.campaign.value_feature), len(X), self.campaign)
         eligible, _ = eligibility(column, len(X), self.catalogue)
         choice, net = optimiser.best_actions(optimiser.expected_values(effect, value, self.catalogue, eligible))

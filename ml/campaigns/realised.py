@@ -35,11 +35,12 @@ def load_truth(uri: str, customer_ids: np.ndarray, catalogue: Catalogue, as_of: 
     """The truth of the scored customers, in their order (a customer absent from it never churns)."""
     fs, path = storage.resolve(uri)
     columns = ["customer_id", "churn_date", *[f"saved_by_{name}" for name in catalogue.names]]
-    missing = set(columns) - set(pq.read_schema(path, filesystem=fs).names)
+    present = set(pq.read_schema(path, filesystem=fs).names)
+    missing = set(columns) - present
     if missing:
         raise ValueError(f"truth table {uri} lacks {sorted(missing)}: is the catalogue the generator's?")
     uplift_columns = [f"uplift_{name}" for name in catalogue.names]
-    has_uplift = set(uplift_columns) <= set(pq.read_schema(path, filesystem=fs).names)
+    has_uplift = set(uplift_columns) <= present
     table = pq.read_table(path, filesystem=fs, columns=columns + (uplift_columns if has_uplift else []))
     position = pc.index_in(customer_ids, value_set=table.column("customer_id")).to_numpy(zero_copy_only=False)
     found = ~np.isnan(position.astype(np.float64))

@@ -54,7 +54,8 @@ def _constant_booster(margin: float) -> xgb.Booster:
 def test_the_uplift_models_drop_replaces_the_fixed_rate():
     model = UpliftModel(["monthly_price", "tickets_30d"], _constant_booster(0.0),
                         {"discount": _constant_booster(0.0)}, {"discount": 0.5})
-    actions = NextActions(CATALOGUE, CampaignSettings(), INDEX, model, model.feature_names, "uplift model v1")
+    actions = NextActions(CATALOGUE, CampaignSettings(), INDEX, model, [INDEX[name] for name in model.feature_names],
+                          "uplift model v1")
     X = np.array([_row(100.0, 1.0)], dtype=np.float32)
     (action,) = actions.choose(X, np.array([0.99]))
     _, drops = model.predict(X[:, [0, 2]])
