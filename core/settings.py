@@ -19,12 +19,25 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class RedisSettings(BaseModel):
-    """The project-owned redis-server started by ``churn services up``."""
+    """The online store's Redis: the project's own (``churn services up``, with ``--ha`` a primary,
+    replicas and Sentinels) or, through ``sentinels``, an external one with automatic failover."""
 
     host: str = "127.0.0.1"
-    port: int = Field(6390, description="Never 6379, so a user's own Redis is never touched.")
-    password: str = "churn-local-dev"
+    port: int = Field(6390, description="Never 6379, so a user's own Redis is never touched. With --ha "
+                      "the primary's; the replicas take the next ports.")
+    password: str | None = Field(None, description="Unset: the random one the first `churn services up` "
+                                 "generated, kept in <state_dir>/redis/password (readable by its owner only).")
     db: int = 0
+    sentinels: str | None = Field(None, description="host:port,host:port of the Sentinels of an external "
+                                  "HA Redis (the embedded one's are found by themselves).")
+    master_name: str = Field("churn", description="The name Sentinel monitors the primary under.")
+    replicas: int = Field(2, description="Replicas of the embedded HA Redis.")
+    sentinel_port: int = Field(26390, description="Port of the first embedded Sentinel; the others take the next ones.")
+    sentinel_count: int = 3
+    down_after_ms: int = Field(1000, description="Silence after which a Sentinel deems the primary down: "
+                               "with the election, what a failover costs in unavailability.")
+    failover_timeout_ms: int = Field(10_000, description="Sentinel's failover-timeout: how long before a "
+                                     "stalled failover is tried again.")
 
 
 def _executor_memory() -> str:
@@ -312,16 +325,9 @@ class Settings(BaseSettings):
         return self.data_root or str((self.state_dir / "data").absolute())
 
     @property
-    def effective_redis_url(self) -> str:
-        if self.redis_url:
-            return self.redis_url
-        r = self.redis
-        return f"redis://:{r.password}@{r.host}:{r.port}/{r.db}"
-
-    @property
     def owns_redis(self) -> bool:
-        """True when the project runs its own redis-server (no REDIS_URL given)."""
-        return not self.redis_url
+        """True when the project runs its own Redis (no REDIS_URL or external Sentinels given)."""
+        return not self.redis_url and not self.redis.sentinels
 
     @property
     def tracking_uri(self) -> str:

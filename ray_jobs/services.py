@@ -1,5 +1,6 @@
-"""``churn services``: start, check and stop the project's own redis-server (the embedded online
-feature store). The commands read ``get_settings()`` (cached per process, like every step)."""
+"""``churn services``: start, check and stop the project's own Redis (the embedded online feature
+store: one redis-server, or with ``--ha`` a primary, replicas and Sentinels). The commands read
+``get_settings()`` (cached per process, like every step)."""
 from __future__ import annotations
 
 from typing import NoReturn
@@ -9,7 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from core.settings import get_settings
-from ray_jobs.supervisors.redis_server import RedisServer, ServiceError, Status
+from ray_jobs.supervisors.redis_process import ServiceError
+from ray_jobs.supervisors.redis_server import RedisServer, Status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Manage the embedded Redis (online feature store).")
 console = Console(soft_wrap=True)
@@ -27,6 +29,8 @@ def _print_status(status: Status) -> None:
     if status.healthy:
         details += [f"aof={'on' if status.aof else 'off'}", f"memory={status.used_memory}", f"keys={status.keys}"]
     console.print(f"[{colour}]{escape(status.message)}[/{colour}]  " + escape("  ".join(details)))
+    for member in status.members:
+        console.print(f"  {escape(member)}")
 
 
 def _fail(exc: ServiceError) -> NoReturn:
@@ -35,10 +39,12 @@ def _fail(exc: ServiceError) -> NoReturn:
 
 
 @app.command()
-def up() -> None:
-    """Start the project's redis-server (or check REDIS_URL answers)."""
+def up(
+    ha: bool = typer.Option(False, "--ha", help="Add replicas and Sentinels: the primary fails over automatically."),
+) -> None:
+    """Start the project's Redis (or check that REDIS_URL answers); the password is generated on first start."""
     try:
-        _print_status(_server().up())
+        _print_status(_server().up(ha=ha))
     except ServiceError as exc:
         _fail(exc)
 
@@ -54,7 +60,7 @@ def down() -> None:
     if not server.settings.owns_redis:
         console.print(escape(f"REDIS_URL is set: external Redis {server.url} is not managed here; nothing to stop"))
     elif stopped:
-        console.print(f"[green]redis-server on port {server.cfg.port} stopped[/green]")
+        console.print(f"[green]Redis on port {server.cfg.port} stopped[/green]")
     else:
         console.print(f"redis-server on port {server.cfg.port} is not running; nothing to stop")
 

@@ -55,6 +55,11 @@ def create_api(service: PredictionService, score_one: ScoreOne) -> FastAPI:
             raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header")
 
     secured = [Depends(check_key)] if api_key else []
+    errors: dict[int | str, dict[str, Any]] = {
+        400: {"description": "Body not readable as UTF-8 JSON"},
+        503: {"description": "Feature store down or not loaded; retry after Retry-After seconds"},
+        **({401: {"description": f"Missing or wrong {API_KEY_HEADER} header"}} if api_key else {}),
+    }
 
     async def predict_one(body: PredictRequest) -> dict[str, Any]:
         started = time.perf_counter()
@@ -68,19 +73,20 @@ def create_api(service: PredictionService, score_one: ScoreOne) -> FastAPI:
         """The process is alive."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["ops"])
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "Not ready: the failing checks"}})
     async def readyz() -> JSONResponse:
         """Model loaded, Redis reachable, online features laid out as the model expects."""
         ok, checks = await service.readiness()
         return JSONResponse({"ready": ok, "checks": checks}, status_code=200 if ok else 503)
 
     @app.post(PREDICT_PATH, response_model=Prediction, dependencies=secured, tags=["predict"],
-              responses={404: {"description": "Unknown customer"}, 503: {"description": "Feature store down"}})
+              responses={**errors, 404: {"description": "Unknown customer"}})
     async def predict(body: PredictRequest) -> JSONResponse:
         """Churn probability, risk segment and top reasons of one customer."""
         return JSONResponse(await predict_one(body))
 
-    @app.post("/v1/predict/batch", response_model=BatchPrediction, dependencies=secured, tags=["predict"])
+    @app.post("/v1/predict/batch", response_model=BatchPrediction, dependencies=secured, tags=["predict"],
+              responses=errors)
     async def predict_batch(body: BatchRequest) -> JSONResponse:
         """Up to 1,000 customers: one Redis round trip, one vectorised predict."""
         started = time.perf_counter()

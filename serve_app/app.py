@@ -61,7 +61,8 @@ class Predictor:
         return await self.service.score(requests)
 
     async def __del__(self) -> None:
-        await self.service.close()
+        if hasattr(self, "service"):  # absent when __init__ failed
+            await self.service.close()
 
 
 app = cast("Deployment", Predictor).bind()

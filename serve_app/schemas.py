@@ -5,12 +5,16 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt, ValidationError, create_model
 
 from features.feature_set import FeatureSet, FeatureSpec
 
 MAX_BATCH_IDS = 1_000
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+"""Features are float32 in the store and the model: a larger number cannot be represented."""
+INT_LIMIT = int(FLOAT32_MAX)
 CustomerId = Annotated[str, Field(min_length=1, max_length=128, examples=["C000042"])]
 OverrideValue = float | bool | str | None
 
@@ -70,8 +74,8 @@ def _value_type(spec: FeatureSpec) -> Any:
     if spec.dtype == "bool":
         return StrictBool | None
     if spec.dtype == "int":
-        return StrictInt | None
-    return Annotated[float, Strict()] | None
+        return Annotated[StrictInt, Field(ge=-INT_LIMIT, le=INT_LIMIT)] | None
+    return Annotated[float, Strict(), Field(allow_inf_nan=False, ge=-FLOAT32_MAX, le=FLOAT32_MAX)] | None
 
 
 def _encode(spec: FeatureSpec, value: OverrideValue) -> float:
@@ -81,6 +85,11 @@ def _encode(spec: FeatureSpec, value: OverrideValue) -> float:
     if spec.dtype == "category":
         return spec.encode_category(value)  # type: ignore[arg-type]
     return float(value)
+
+
+def _json_safe(value: Any) -> Any:
+    """NaN and the infinities as the text JSON has no number for (the error echoes the input)."""
+    return str(value) if isinstance(value, float) and not math.isfinite(value) else value
 
 
 class OverrideSchema:
@@ -100,7 +109,7 @@ class OverrideSchema:
             self.model.model_validate(overrides)
         except ValidationError as exc:
             raise RequestValidationError([
-                {**err, "loc": ("body", "overrides", *err["loc"]),
+                {**err, "loc": ("body", "overrides", *err["loc"]), "input": _json_safe(err.get("input")),
                  "msg": "unknown feature" if err["type"] == "extra_forbidden" else err["msg"]}
                 for err in exc.errors(include_url=False)
             ]) from None

@@ -11,8 +11,8 @@ Failures: a refused or lost connection fails every pending command with ``Connec
 the next command connects again; a command unanswered after ``timeout_s`` means the server (or
 the connection) stalled, not that one command is slow, since they all share it: the connection is
 dropped, what was pending fails with ``TimeoutError``, and each is tried once more on a fresh
-connection. Error replies raise ``RedisReplyError``. All three are ``OSError`` or
-``RedisReplyError``: ``RedisCallError`` catches them.
+connection, as is a command whose connection was lost. Error replies raise ``RedisReplyError``.
+All three are ``OSError`` or ``RedisReplyError``: ``RedisCallError`` catches them.
 """
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ from typing import Any
 
 import hiredis
 from redis.connection import parse_url
+
+from core.redis_target import RedisTarget
 
 Reply = Any  # bytes, int, None or a list of them, as hiredis parses them
 
@@ -118,20 +120,28 @@ class _Connection(asyncio.Protocol):
 
 class PipelinedRedis:
     """``await client.execute("MGET", k1, k2)``: the reply as hiredis parses it (bytes, not str).
-    The URL is a redis://, rediss:// or unix:// URL as redis-py reads them (user, password, db)."""
 
-    def __init__(self, url: str, timeout_s: float) -> None:
-        self._params = parse_url(url)
-        self._tls = url.startswith("rediss://")
+    One server is given as a redis://, rediss:// or unix:// URL as redis-py reads them (user,
+    password, db). Behind Sentinels, a connection goes to the primary they name or, when that one
+    does not answer (the seconds before a failover promotes a replica), to a replica they list:
+    the client only reads, and a replica applies the primary's writes in their order, so what it
+    serves is an older state, never a mix."""
+
+    def __init__(self, target: RedisTarget, timeout_s: float) -> None:
+        self.target = target
+        self._params: dict[str, Any] = (parse_url(target.url) if target.url
+                                        else {"password": target.password, "db": target.db})
+        self._tls = bool(target.url and target.url.startswith("rediss://"))
         self.timeout_s = timeout_s
         self._connection: _Connection | None = None
         self._opening: asyncio.Task[_Connection] | None = None
 
     async def execute(self, *args: Any) -> Reply:
-        """Send one command; a timeout is tried once more on a fresh connection."""
+        """Send one command; a timeout or a lost connection is tried once more on a fresh
+        connection (the commands are reads: repeating one is harmless)."""
         try:
             return await (await self._connected()).send(args)
-        except TimeoutError:
+        except (TimeoutError, ConnectionError):
             return await (await self._connected()).send(args)
 
     async def close(self) -> None:
@@ -149,30 +159,77 @@ class PipelinedRedis:
         return self._connection
 
     async def _open(self) -> _Connection:
+        if "path" in self._params:
+            return await self._login(await self._connect_unix(self._params["path"]))
+        failures = []
+        for host, port in await self._servers():
+            try:
+                return await self._login(await self._connect(host, port, tls=self._tls))
+            except ConnectionError as exc:
+                failures.append(str(exc))
+        raise ConnectionError("; ".join(failures))
+
+    async def _servers(self) -> list[tuple[str, int]]:
+        """Where to connect, in order: the one server, or the Sentinels' primary then replicas."""
+        if not self.target.sentinels:
+            return [(self._params.get("host", "localhost"), self._params.get("port", 6379))]
+        failures = []
+        for host, port in self.target.sentinels:
+            try:
+                sentinel = await self._login(await self._connect(host, port, tls=False), select_db=False)
+            except (ConnectionError, RedisReplyError) as exc:
+                failures.append(f"Sentinel {host}:{port}: {exc}")
+                continue
+            try:
+                name = self.target.master_name
+                primary = await sentinel.send(("SENTINEL", "get-master-addr-by-name", name))
+                replicas = await sentinel.send(("SENTINEL", "replicas", name))
+            except RedisCallError as exc:
+                failures.append(f"Sentinel {host}:{port}: {exc}")
+                continue
+            finally:
+                sentinel.close()
+            found = [(primary[0].decode(), int(primary[1]))] if primary else []
+            return found + [address for address in map(_healthy_replica, replicas) if address]
+        raise ConnectionError("no Sentinel answers: " + "; ".join(failures))
+
+    async def _connect(self, host: str, port: int, tls: bool) -> _Connection:
         loop = asyncio.get_running_loop()
-        params = self._params
+        opening = loop.create_connection(lambda: _Connection(self.timeout_s), host, port,
+                                         ssl=_tls_context(self._params) if tls else None)
+        return await self._connected_by(opening, f"{host}:{port}")
 
-        def protocol() -> _Connection:
-            return _Connection(self.timeout_s)
+    async def _connect_unix(self, path: str) -> _Connection:
+        opening = asyncio.get_running_loop().create_unix_connection(lambda: _Connection(self.timeout_s), path)
+        return await self._connected_by(opening, path)
 
-        if "path" in params:
-            opening = loop.create_unix_connection(protocol, params["path"])
-        else:
-            opening = loop.create_connection(protocol, params.get("host", "localhost"), params.get("port", 6379),
-                                             ssl=_tls_context(params) if self._tls else None)
+    async def _connected_by(self, opening: Any, where: str) -> _Connection:
         try:
             _, connection = await asyncio.wait_for(opening, self.timeout_s)
         except OSError as exc:  # refused, unreachable, timed out
-            raise ConnectionError(f"cannot connect to Redis: {exc or type(exc).__name__}") from exc
+            raise ConnectionError(f"cannot connect to Redis at {where}: {exc or type(exc).__name__}") from exc
+        return connection
+
+    async def _login(self, connection: _Connection, select_db: bool = True) -> _Connection:
+        params = self._params
         try:
             if params.get("password"):
                 await connection.send(("AUTH", *filter(None, (params.get("username"), params["password"]))))
-            if params.get("db"):
+            if select_db and params.get("db"):
                 await connection.send(("SELECT", params["db"]))
         except BaseException:
             connection.close()
             raise
         return connection
+
+
+def _healthy_replica(fields: list[bytes]) -> tuple[str, int] | None:
+    """A replica's address from ``SENTINEL replicas``, unless Sentinel thinks it down or cut off."""
+    info = dict(zip(fields[::2], fields[1::2]))
+    flags = set(info.get(b"flags", b"").decode().split(","))
+    if flags & {"s_down", "o_down", "disconnected"} or info.get(b"master-link-status") == b"err":
+        return None
+    return info[b"ip"].decode(), int(info[b"port"])
 
 
 def _tls_context(params: dict) -> ssl.SSLContext:

@@ -9,7 +9,9 @@ from typing import overload
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
+from core.redis_target import redis_target
 from core.settings import Settings
 from features.feature_set import FeatureSet
 from features.online.interface import LIVE, PREVIOUS, OnlineVersion
@@ -57,6 +59,15 @@ def decoded(value: bytes | str | None) -> str | None:
 
 
 def redis_client(settings: Settings, timeout_s: float = 30.0) -> redis.Redis:
-    """A sync client for loads and admin. No retries: a failed call fails the load, which is safe."""
-    return redis.Redis.from_url(settings.effective_redis_url, socket_timeout=timeout_s,
-                                socket_connect_timeout=min(timeout_s, 5.0), retry=Retry(NoBackoff(), 0))
+    """A sync client of the primary, for loads and admin; behind Sentinels, each new connection
+    goes to the primary they name now. No retries: a failed call fails the load, which is safe."""
+    target = redis_target(settings)
+    options = {"socket_timeout": timeout_s, "socket_connect_timeout": min(timeout_s, 5.0),
+               "retry": Retry(NoBackoff(), 0)}
+    if target.sentinels:
+        asked = {"password": target.password, "socket_timeout": 2.0}
+        sentinel = Sentinel(list(target.sentinels), sentinel_kwargs=asked, password=target.password, db=target.db,
+                            **options)
+        return sentinel.master_for(target.master_name)
+    assert target.url is not None
+    return redis.Redis.from_url(target.url, **options)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from core.redis_target import redis_target
 from core.settings import Settings
 from features.online.codec import decode_rows
 from features.online.interface import FeatureRows, NoLiveVersion, OnlineReader, OnlineVersion, StoreUnavailable
@@ -15,15 +16,15 @@ from features.online.redis_layout import Keys, decoded, version_from_meta
 class RedisOnlineReader(OnlineReader):
     """The serving side on Redis: one pipelined connection per reader (``PipelinedRedis``: every
     concurrent read shares it, the cheapest way to Redis from one event loop). Redis down fails
-    fast (StoreUnavailable, no retry; the next read reconnects when Redis is back); a read that
-    times out is tried once more on a fresh connection, since on a busy node a stalled moment
-    (a fork, a starved process) is far more likely than a dead server."""
+    fast (StoreUnavailable after one attempt to reconnect; the next read reconnects when Redis is
+    back); a read that times out is tried once more on a fresh connection, since on a busy node a
+    stalled moment (a fork, a starved process) is far more likely than a dead server."""
 
     def __init__(self, settings: Settings) -> None:
         cfg = settings.online
         self.keys = Keys(cfg.namespace)
         self.ttl_s = cfg.pointer_ttl_s
-        self.client = PipelinedRedis(settings.effective_redis_url, cfg.socket_timeout_s)
+        self.client = PipelinedRedis(redis_target(settings), cfg.socket_timeout_s)
         self._live: OnlineVersion | None = None
         self._checked_at = 0.0
         self._metas: dict[str, OnlineVersion] = {}  # a version's metadata never changes but its state

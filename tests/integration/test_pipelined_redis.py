@@ -10,6 +10,7 @@ import shutil
 import pytest
 import redis
 
+from core.redis_target import RedisTarget, redis_target
 from features.online.pipelined_redis import PipelinedRedis, RedisReplyError
 
 from _online import PASSWORD, running_redis
@@ -20,13 +21,13 @@ pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="re
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     with running_redis(tmp_path_factory.mktemp("pipelined-redis")) as server:
-        redis.Redis.from_url(server.settings.effective_redis_url).mset({f"k{i}": f"v{i}" for i in range(1000)})
+        redis.Redis.from_url(redis_target(server.settings).url).mset({f"k{i}": f"v{i}" for i in range(1000)})
         yield server
 
 
 @pytest.fixture
 def url(server) -> str:
-    return server.settings.effective_redis_url
+    return redis_target(server.settings).url
 
 
 def run(scenario):
@@ -35,7 +36,7 @@ def run(scenario):
 
 def test_concurrent_commands_get_their_own_replies_from_one_write(url, monkeypatch):
     async def scenario():
-        client = PipelinedRedis(url, timeout_s=2)
+        client = PipelinedRedis(RedisTarget.of_url(url), timeout_s=2)
         await client.execute("PING")
         writes = []
         transport = client._connection._transport
@@ -52,7 +53,7 @@ def test_concurrent_commands_get_their_own_replies_from_one_write(url, monkeypat
 
 def test_a_cancelled_caller_does_not_shift_the_replies_of_others(url):
     async def scenario():
-        client = PipelinedRedis(url, timeout_s=2)
+        client = PipelinedRedis(RedisTarget.of_url(url), timeout_s=2)
         first = asyncio.ensure_future(client.execute("GET", "k1"))
         second = asyncio.ensure_future(client.execute("GET", "k2"))
         await asyncio.sleep(0)
@@ -66,7 +67,7 @@ def test_a_cancelled_caller_does_not_shift_the_replies_of_others(url):
 
 def test_an_error_reply_says_what_redis_said_and_the_connection_stays_usable(url):
     async def scenario():
-        client = PipelinedRedis(url, timeout_s=2)
+        client = PipelinedRedis(RedisTarget.of_url(url), timeout_s=2)
         with pytest.raises(RedisReplyError, match="WRONGTYPE"):
             await client.execute("HGETALL", "k1")
         assert await client.execute("GET", "k1") == b"v1", "the connection is still usable after an error reply"
@@ -77,7 +78,7 @@ def test_an_error_reply_says_what_redis_said_and_the_connection_stays_usable(url
 
 def test_a_wrong_password_says_what_redis_said(url):
     async def scenario():
-        intruder = PipelinedRedis(url.replace(PASSWORD, "wrong"), timeout_s=2)
+        intruder = PipelinedRedis(RedisTarget.of_url(url.replace(PASSWORD, "wrong")), timeout_s=2)
         with pytest.raises(RedisReplyError, match=r"WRONGPASS|invalid"):
             await intruder.execute("GET", "k1")
         await intruder.close()
@@ -89,7 +90,7 @@ def test_a_stalled_server_drops_the_connection_and_nothing_waits_forever(url):
     admin = redis.Redis.from_url(url)
 
     async def scenario():
-        client = PipelinedRedis(url, timeout_s=0.2)
+        client = PipelinedRedis(RedisTarget.of_url(url), timeout_s=0.2)
         await client.execute("PING")
         first = client._connection
         admin.execute_command("CLIENT", "PAUSE", 1000, "ALL")

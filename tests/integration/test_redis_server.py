@@ -24,7 +24,8 @@ from redis.retry import Retry
 
 from core.processes import free_port
 from core.settings import Settings
-from ray_jobs.supervisors.redis_server import RedisServer, ServiceError
+from ray_jobs.supervisors.redis_process import ServiceError
+from ray_jobs.supervisors.redis_server import RedisServer
 
 from support import SERVICES_PASSWORD as PASSWORD
 from support import remove_churn_env

@@ -7,10 +7,14 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+import zlib
 
 import httpx
+import hypothesis
 import numpy as np
 import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error, response_schema_conformance, status_code_conformance
 
 from core.processes import free_port
 from ml import registry
@@ -167,11 +171,28 @@ def test_batch_over_1000_is_a_422_naming_the_field(client):
     ({"customer_id": 42}, ["body", "customer_id"]),
     ({"overrides": {}}, ["body", "customer_id"]),
     ({"customer_id": "C000001", "extra": 1}, ["body", "extra"]),
+    ({"customer_id": "C000001", "overrides": {"monthly_price": 1e39}}, ["body", "overrides", "monthly_price"]),
+    ({"customer_id": "C000001", "overrides": {"tickets_30d": 10**400}}, ["body", "overrides", "tickets_30d"]),
 ])
 def test_bad_input_is_a_422_naming_the_field(client, body, field):
     r = client.post("/v1/predict", json=body)
     assert r.status_code == 422, r.text
     assert field in [e["loc"] for e in r.json()["detail"]]
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e309"])
+def test_a_non_finite_override_is_a_422_naming_the_feature(client, number):
+    """JSON parsers accept NaN and Infinity and read 1e309 as infinity: none is a feature value."""
+    body = f'{{"customer_id": "C000001", "overrides": {{"tenure_days": {number}}}}}'
+    r = client.post("/v1/predict", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert ["body", "overrides", "tenure_days"] in [e["loc"] for e in r.json()["detail"]]
+
+
+def test_a_body_that_is_not_utf8_is_the_documented_400(client):
+    r = client.post("/v1/predict", content=b'{"customer_id": "\xff\xfe"}', headers={"content-type": "application/json"})
+    documented = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]["responses"]
+    assert r.status_code == 400 and "400" in documented and "Traceback" not in r.text
 
 
 def test_malformed_json_is_a_422_without_a_trace(client):
@@ -201,6 +222,31 @@ def test_docs_are_served(client):
 def test_openapi_documents_every_feature_as_an_override(client):
     overrides = client.get("/openapi.json").json()["components"]["schemas"]["PredictRequest"]["properties"]["overrides"]
     assert set(overrides["properties"]) == set(FEATURES.names)
+
+
+@pytest.fixture(scope="module")
+def openapi(stack):
+    return schemathesis.openapi.from_url(serve_deployment.route(stack[0]) + "/openapi.json")
+
+
+fuzzed = schemathesis.pytest.from_fixture("openapi")
+
+
+def _with_known_customers(body: object) -> None:
+    """Half the generated ids become stored customers, so the fuzzing reaches the model as well as the 404."""
+    if not isinstance(body, dict):
+        return
+    if isinstance(body.get("customer_id"), str) and (code := zlib.crc32(body["customer_id"].encode())) % 2:
+        body["customer_id"] = IDS[code % len(IDS)]
+    if isinstance(body.get("customer_ids"), list):
+        body["customer_ids"] = [IDS[i % len(IDS)] if i % 2 else c for i, c in enumerate(body["customer_ids"])]
+
+
+@fuzzed.parametrize()
+@hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
+def test_fuzzed_requests_get_no_server_error_and_only_documented_statuses(case):
+    _with_known_customers(case.body)
+    case.call_and_validate(checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
 
 
 # --------------------------------------------------------------------------- failures and switches

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.processes import free_port
-from ray_jobs.supervisors.redis_server import ServiceError
+from ray_jobs.supervisors.redis_process import ServiceError
 
 pytestmark = pytest.mark.usefixtures("clean_env")
 needs_redis_binary = pytest.mark.skipif(shutil.which("redis-server") is None,
