@@ -23,7 +23,8 @@ $(STAMP): $(BIN)/python requirements.lock pyproject.toml Makefile
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-# Java 17 (Spark through RayDP), redis-server (the embedded online store), curl (the demo's call).
+# Java 17 (Spark through RayDP), redis-server (the embedded online store; its Sentinels are the same
+# binary, `redis-server --sentinel`), curl (the demo's call).
 system-deps:
 	@missing=""; \
 	java -version 2>&1 | grep -q 'version "17' || missing="$$missing openjdk-17-jre-headless"; \
@@ -86,7 +87,7 @@ lint: deps
 
 # Benchmarks: each runs our path and its baseline side by side and writes load_tests/results/*.json.
 # The serving one drives load with wrk (installed with apt when root).
-BENCHES := generate materialize serving batch_score campaign uplift
+BENCHES := generate materialize serving availability batch_score campaign uplift
 bench: deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "error: install wrk (apt-get install wrk)"; exit 1; }
 	for b in $(BENCHES); do $(BIN)/python -m load_tests.bench_$$b || exit 1; done

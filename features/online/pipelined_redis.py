@@ -224,10 +224,11 @@ class PipelinedRedis:
 
 
 def _healthy_replica(fields: list[bytes]) -> tuple[str, int] | None:
-    """A replica's address from ``SENTINEL replicas``, unless Sentinel thinks it down or cut off."""
+    """A replica's address from ``SENTINEL replicas``, unless Sentinel cannot reach it. (One that
+    lost its primary still serves what it has: that is the point of reading it.)"""
     info = dict(zip(fields[::2], fields[1::2]))
     flags = set(info.get(b"flags", b"").decode().split(","))
-    if flags & {"s_down", "o_down", "disconnected"} or info.get(b"master-link-status") == b"err":
+    if flags & {"s_down", "o_down", "disconnected"}:
         return None
     return info[b"ip"].decode(), int(info[b"port"])
 

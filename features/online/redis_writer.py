@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import redis
 
+from core.redis_target import redis_target
 from core.settings import Settings
 from features.feature_set import FeatureSet
 from features.online.codec import mset_commands, pack_vectors
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 STALE_LOAD_S = 3600.0  # a version still "loading" after this long was left by a crashed load
 _SCAN_COUNT = 2_000  # keys per SCAN step while deleting a version: keeps each step well under 1 ms
+_REPLICA_WAIT_MS = 5_000
 
 
 class RedisOnlineStore(OnlineStore):
@@ -48,6 +50,7 @@ class RedisOnlineStore(OnlineStore):
         self.cfg = settings.online
         self.keys = Keys(self.cfg.namespace)
         self.client = redis_client(settings)
+        self.sentinels = bool(redis_target(settings).sentinels)
 
     def begin(self, features: FeatureSet, source: str) -> OnlineVersion:
         version = f"v{self.client.incr(self.keys.seq)}"
@@ -84,6 +87,7 @@ class RedisOnlineStore(OnlineStore):
                                      "sampled customers missing (evicted? check maxmemory)")
         self.client.hset(self.keys.meta(version), "rows", written)
         self._swap(lambda live, previous: (version, live))
+        self._wait_for_a_replica(version)
         return self._meta(version)
 
     def abort(self, version: str) -> None:
@@ -113,6 +117,16 @@ class RedisOnlineStore(OnlineStore):
         return sorted(found, key=lambda v: v.created_at)
 
     # ---------------------------------------------------------------- helpers
+    def _wait_for_a_replica(self, version: str) -> None:
+        """Behind Sentinels, return only once a replica holds the flip, so that a failover
+        right after it keeps it; if none confirms in time, say so (the flip stands on the primary)."""
+        if not self.sentinels:
+            return
+        confirmed = self.client.wait(1, _REPLICA_WAIT_MS)
+        if not confirmed:
+            log.warning("the flip is on the primary but no replica confirmed it: a failover now would lose it "
+                        "(rerun `churn materialize`)", extra={"version": version, "waited_ms": _REPLICA_WAIT_MS})
+
     def _meta(self, version: str) -> OnlineVersion:
         meta = self.client.hgetall(self.keys.meta(version))
         if not meta:

@@ -34,13 +34,16 @@ STOP_TIMEOUT_S = 30.0
 # equal by the deploy tests): replicas answer HTTP themselves behind HAProxy, Ray's workers run at
 # normal priority (Ray's default nice 15 puts the replicas, which are the workload, below every
 # daemon), HAProxy's per-request metrics (parsed in Python, on the replicas' CPU) are off, and
-# metrics reach the node's agent every second, in small exports rather than large bursts.
+# metrics reach the node's agent every second, in small exports rather than large bursts, and a
+# request whose replica died before answering (refused, closed, cut short) is sent to another
+# replica: every route is a read, so repeating one is harmless.
 CLUSTER_FLAGS = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
     "RAY_worker_niceness": "0",
     "RAY_SERVE_HAPROXY_METRICS_ENABLED": "0",
     "RAY_metrics_report_interval_ms": "1000",
+    "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response junk-response",
 }
 # A small machine's additions: more time for HAProxy's manager actor to start on a busy node (the
 # controller kills a proxy that misses its ready check), and no more HAProxy threads than cores.

@@ -121,13 +121,16 @@ class RedisServer:
         return status
 
     def down(self) -> bool:
-        """Stop every process of ours (Sentinels first, so that stopping is not taken for a
-        failure); True if one was stopped, False if there was nothing to stop."""
+        """Stop every process of ours: Sentinels first, so that stopping is not taken for a
+        failure, then the primary (its SHUTDOWN waits for connected replicas to catch up), then
+        the replicas; True if one was stopped, False if there was nothing to stop."""
         if not self.settings.owns_redis:
             log.info("REDIS_URL is set: the external Redis is not managed here")
             return False
         password = self._password(create=False)
-        stopped = [RedisProcess(inst, password).stop() for inst in [*self.sentinels, *self.replicas, self.primary]]
+        primary = self.current_primary()
+        data_nodes = sorted([self.primary, *self.replicas], key=lambda i: (i.host, i.port) != primary)
+        stopped = [RedisProcess(inst, password).stop() for inst in [*self.sentinels, *data_nodes]]
         (self.dir / SENTINELS_FILE).unlink(missing_ok=True)
         return any(stopped)
 

@@ -5,7 +5,10 @@ a champion switch under load."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
+import signal
+import subprocess
 import time
 import zlib
 
@@ -229,9 +232,6 @@ def openapi(stack):
     return schemathesis.openapi.from_url(serve_deployment.route(stack[0]) + "/openapi.json")
 
 
-fuzzed = schemathesis.pytest.from_fixture("openapi")
-
-
 def _with_known_customers(body: object) -> None:
     """Half the generated ids become stored customers, so the fuzzing reaches the model as well as the 404."""
     if not isinstance(body, dict):
@@ -242,11 +242,22 @@ def _with_known_customers(body: object) -> None:
         body["customer_ids"] = [IDS[i % len(IDS)] if i % 2 else c for i, c in enumerate(body["customer_ids"])]
 
 
-@fuzzed.parametrize()
-@hypothesis.settings(max_examples=60, deadline=None, suppress_health_check=list(hypothesis.HealthCheck))
-def test_fuzzed_requests_get_no_server_error_and_only_documented_statuses(case):
-    _with_known_customers(case.body)
-    case.call_and_validate(checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
+@pytest.mark.parametrize("mode", list(schemathesis.GenerationMode))
+def test_fuzzed_requests_get_no_server_error_and_only_documented_statuses(openapi, mode):
+    """Schemathesis on every operation of the service's own OpenAPI document, valid and invalid requests."""
+    operations = [result.ok() for result in openapi.get_all_operations()]
+    assert {op.path for op in operations} >= {"/v1/predict", "/v1/predict/batch", "/readyz"}
+    for operation in operations:
+        if mode is schemathesis.GenerationMode.NEGATIVE and not operation.get_request_payload_content_types():
+            continue  # nothing to make invalid
+        @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+        @hypothesis.settings(max_examples=40, deadline=None, database=None,
+                             suppress_health_check=list(hypothesis.HealthCheck))
+        def answers_as_documented(case):
+            _with_known_customers(case.body)
+            case.call_and_validate(checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
+
+        answers_as_documented()
 
 
 # --------------------------------------------------------------------------- failures and switches
@@ -269,43 +280,95 @@ def test_redis_outage_is_a_503_then_recovers(stack, client):
     assert client.get("/readyz").status_code == 200
 
 
-def test_alias_switch_under_load_fails_no_request(stack):
-    """Register version 2 as champion while 8 clients keep predicting: every answer is a 200 and
-    the replicas end up on version 2."""
-    settings, _, snapshot = stack
-    statuses: list[int] = []
-    versions: list[str] = []
-    failures: list[str] = []
+class Load:
+    """What 8 clients predicting in a closed loop got: statuses, model versions, failures."""
 
-    async def load(stop: asyncio.Event) -> None:
+    def __init__(self) -> None:
+        self.statuses: list[int] = []
+        self.versions: list[str] = []
+        self.failures: list[str] = []
+
+    async def run(self, settings, stop: asyncio.Event) -> None:
         async with httpx.AsyncClient(base_url=serve_deployment.route(settings), timeout=30) as http:
             async def worker(k: int) -> None:
                 i = k
                 while not stop.is_set():
-                    r = await http.post("/v1/predict", json={"customer_id": IDS[i % len(IDS)]})
-                    statuses.append(r.status_code)
+                    try:
+                        r = await http.post("/v1/predict", json={"customer_id": IDS[i % len(IDS)]})
+                    except httpx.TransportError as exc:  # a broken connection: "<monotonic time> <error>"
+                        self.statuses.append(0)
+                        self.failures.append(f"{time.monotonic():.3f} {type(exc).__name__}: {exc}")
+                        continue
+                    self.statuses.append(r.status_code)
                     if r.status_code == 200:
-                        versions.append(r.json()["model_version"])
+                        self.versions.append(r.json()["model_version"])
                     else:
-                        failures.append(f"{r.status_code} {r.text[:300]}")
+                        self.failures.append(f"{r.status_code} {r.text[:300]}")
                     i += 8
 
             await asyncio.gather(*(worker(k) for k in range(8)))
 
+    @property
+    def counts(self) -> dict[int, int]:
+        return {s: self.statuses.count(s) for s in set(self.statuses)}
+
+
+def replica_pids() -> list[int]:
+    found = subprocess.run(["pgrep", "-f", "ServeReplica:churn:Predictor"], capture_output=True, text=True)
+    return [int(p) for p in found.stdout.split()]
+
+
+def test_a_serve_replica_killed_under_load_answers_no_error_and_breaks_at_most_its_in_flight_requests(stack):
+    """SIGKILL one of the two replicas while 8 clients predict: HAProxy sends to the other replica
+    what it can replay (a connection refused or closed before the request was taken), no answer
+    is an error status, and Serve starts a replacement. Requests the dead replica had begun to
+    answer cannot be replayed by HAProxy: at most the 8 in flight break, at the moment of the kill."""
+    settings = stack[0]
+    load = Load()
+    before = replica_pids()
+    killed_at: list[float] = []
+
     async def scenario() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(load(stop))
+        task = asyncio.create_task(load.run(settings, stop))
+        await asyncio.sleep(2)
+        killed_at.append(time.monotonic())
+        os.kill(before[0], signal.SIGKILL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(set(replica_pids()) - set(before)) < 1:
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(3)  # the replacement serving too
+        stop.set()
+        await task
+
+    asyncio.run(scenario())
+    assert len(before) == 2 and len(set(replica_pids()) - set(before)) == 1
+    assert len(load.statuses) > 200
+    assert set(load.statuses) <= {200, 0}, (load.counts, load.failures[:5])
+    broken_at = [float(f.split()[0]) for f in load.failures]
+    assert len(broken_at) <= 8 and all(0 <= t - killed_at[0] < 1.0 for t in broken_at), load.failures
+
+
+def test_alias_switch_under_load_fails_no_request(stack):
+    """Register version 2 as champion while 8 clients keep predicting: every answer is a 200 and
+    the replicas end up on version 2."""
+    settings, _, snapshot = stack
+    load = Load()
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(load.run(settings, stop))
         await asyncio.sleep(2)
         await asyncio.to_thread(register_model, settings, snapshot, "champion", 1)
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and versions[-50:].count("2") < 50:
+        while time.monotonic() < deadline and load.versions[-50:].count("2") < 50:
             await asyncio.sleep(0.5)
         await asyncio.sleep(1)
         stop.set()
         await task
 
     asyncio.run(scenario())
-    assert len(statuses) > 100
-    assert set(statuses) == {200}, ({s: statuses.count(s) for s in set(statuses)}, failures[:5])
-    assert versions[0] == "1" and versions[-1] == "2"
-    assert set(versions[-50:]) == {"2"}
+    assert len(load.statuses) > 100
+    assert set(load.statuses) == {200}, (load.counts, load.failures[:5])
+    assert load.versions[0] == "1" and load.versions[-1] == "2"
+    assert set(load.versions[-50:]) == {"2"}

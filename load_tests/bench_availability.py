@@ -1,0 +1,245 @@
+"""Availability benchmark: the prediction route at a steady rate while the feature Redis's primary
+is SIGKILLed on a schedule, with automatic failover (Sentinel) against one Redis restarted at once.
+
+    python -m load_tests.bench_availability [--customers 100000] [--rate 500] [--minutes 10] [--every 60]
+
+Sets up the HA Redis (``churn services up --ha``: primary, two replicas, three Sentinels) with
+``--customers`` synthetic customers materialised, a champion, and ``churn serve``'s deployment. Then:
+
+* HA (our path): ``--minutes`` of open-loop requests (due on a fixed schedule, random ids) at
+  ``--rate``; every ``--every`` seconds the current primary is SIGKILLed, and restarted once a
+  replica is promoted (it rejoins as a replica).
+* Baseline: the same store as one redis-server (the former primary's AOF), the service redeployed
+  on it, ``--baseline-failures`` kills each followed by an immediate restart (what a process
+  supervisor does), at the same rate.
+
+Per mode: the share of successful answers, statuses, seconds of unavailability per failure (first
+to last failed request after it), seconds until writes are accepted again, p50/p99 outside and
+within ``WINDOW_S`` of a failure, and what 99.9% a month allows. Results:
+``load_tests/results/availability.json`` and ``availability.png``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+from matplotlib.figure import Figure
+
+from core.processes import free_port
+from core.ray_session import ray_session
+from core.settings import Settings
+from features.online import materialize
+from features.online.redis_layout import redis_client
+from load_tests import common
+from ray_jobs.supervisors import serve_deployment
+from ray_jobs.supervisors.redis_server import RedisServer
+
+HERE = Path(__file__).resolve().parent
+RESULT = HERE / "results" / "availability.json"
+PLOT = HERE / "results" / "availability.png"
+WINDOW_S = 10.0  # "during a failure": this long after each kill
+MONTH_S = 30.44 * 24 * 3600
+BUDGET_S = MONTH_S * 0.001  # 99.9%: 43.8 minutes a month
+
+
+@dataclass
+class Run:
+    """Every request of one soak: when it was due, its status (0: no answer) and latency."""
+
+    due: list[float] = field(default_factory=list)
+    status: list[int] = field(default_factory=list)
+    latency_ms: list[float] = field(default_factory=list)
+    kills: list[float] = field(default_factory=list)
+    writes_back_s: list[float] = field(default_factory=list)
+
+
+async def _soak(url: str, ids: list[str], rate: float, seconds: float, run: Run, t0: float) -> None:
+    """Open loop: request i is sent at t0 + i / rate whatever the earlier ones are doing."""
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as http:
+        async def one(due: float) -> None:
+            started = time.monotonic()
+            try:
+                r = await http.post("/v1/predict", json={"customer_id": random.choice(ids)})
+                status = r.status_code
+            except httpx.HTTPError:
+                status = 0
+            run.due.append(due - t0)
+            run.status.append(status)
+            run.latency_ms.append((time.monotonic() - started) * 1000)
+
+        tasks = []
+        for i in range(int(seconds * rate)):
+            due = t0 + i / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+
+
+def _writes_back(settings: Settings, since: float) -> float:
+    """Seconds from ``since`` until a write through the Sentinels' primary (or the one server) succeeds."""
+    while True:
+        try:
+            redis_client(settings, timeout_s=1.0).set("bench:availability-probe", "1")
+            return time.monotonic() - since
+        except redis.RedisError:
+            time.sleep(0.05)
+
+
+def _fail_on_schedule(server: RedisServer, settings: Settings, run: Run, t0: float, times: list[float],
+                      ha: bool) -> None:
+    """At each of ``times``: SIGKILL the primary, time the return of writes, bring the process back."""
+    for at in times:
+        time.sleep(max(0.0, t0 + at - time.monotonic()))
+        primary = server.current_primary() if ha else (server.cfg.host, server.cfg.port)
+        name = next(i.name for i in [server.primary, *server.replicas] if (i.host, i.port) == primary)
+        killed = time.monotonic()
+        server.process(name).signal(signal.SIGKILL)
+        run.kills.append(killed - t0)
+        if ha:
+            run.writes_back_s.append(_writes_back(settings, killed))
+            server.up(ha=True)  # the killed one rejoins as a replica
+        else:
+            while server.running_pid() is not None:
+                time.sleep(0.01)
+            server.up()
+            run.writes_back_s.append(_writes_back(settings, killed))
+        print(f"  failure at {killed - t0:.0f} s: writes back after {run.writes_back_s[-1]:.2f} s", flush=True)
+
+
+def soak(server: RedisServer, settings: Settings, ids: list[str], rate: float, seconds: float,
+         failures_at: list[float], ha: bool) -> Run:
+    run = Run()
+    t0 = time.monotonic() + 1.0
+    failing = threading.Thread(target=_fail_on_schedule, args=(server, settings, run, t0, failures_at, ha))
+    failing.start()
+    asyncio.run(_soak(serve_deployment.route(settings), ids, rate, seconds, run, t0))
+    failing.join()
+    return run
+
+
+def summarise(run: Run, rate: float) -> dict:
+    due, status, latency = np.array(run.due), np.array(run.status), np.array(run.latency_ms)
+    ok = status == 200
+    near = np.zeros(len(due), dtype=bool)
+    unavailable = []
+    for kill in run.kills:
+        window = (due >= kill) & (due < kill + WINDOW_S)
+        near |= window
+        failed = due[window & ~ok]
+        unavailable.append(round(float(failed.max() - failed.min() + 1 / rate), 3) if len(failed) else 0.0)
+    per_failure = float(np.mean(unavailable)) if unavailable else 0.0
+
+    def pct(mask: np.ndarray, q: float) -> float | None:
+        return round(float(np.percentile(latency[mask & ok], q)), 2) if (mask & ok).any() else None
+
+    return {
+        "requests": len(status),
+        "successful_share": round(float(ok.mean()), 6),
+        "statuses": {str(s): int((status == s).sum()) for s in np.unique(status)},
+        "failures": len(run.kills),
+        "unavailable_s_per_failure": unavailable,
+        "writes_back_s_per_failure": [round(s, 2) for s in run.writes_back_s],
+        "p50_ms_outside": pct(~near, 50), "p99_ms_outside": pct(~near, 99),
+        "p50_ms_during": pct(near, 50), "p99_ms_during": pct(near, 99),
+        "failures_a_month_within_99_9": (round(BUDGET_S / per_failure) if per_failure else None),
+    }
+
+
+def plot(runs: dict[str, Run], path: Path) -> None:
+    fig = Figure(figsize=(11, 3.2 * len(runs)))
+    axes = fig.subplots(len(runs), 1, squeeze=False)
+    for ax, (name, run) in zip(axes[:, 0], runs.items()):
+        due, status, latency = np.array(run.due), np.array(run.status), np.array(run.latency_ms)
+        ax.scatter(due[status == 200], latency[status == 200], s=1, alpha=0.3, label="200")
+        ax.scatter(due[status != 200], np.full((status != 200).sum(), 1.0), s=6, c="red", label="not 200")
+        for kill in run.kills:
+            ax.axvline(kill, color="grey", linestyle="--", linewidth=0.8)
+        ax.set_yscale("log")
+        ax.set_ylabel("latency ms")
+        ax.set_title(f"{name}: primary SIGKILLed at the dashed lines")
+        ax.legend(loc="upper right")
+    axes[-1, 0].set_xlabel("seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+@contextlib.contextmanager
+def deployed(settings: Settings) -> Iterator[None]:
+    """The service deployed for the duration of a ``with`` block."""
+    try:
+        serve_deployment.deploy(settings)
+        serve_deployment.wait_ready(settings)
+        yield
+    finally:
+        serve_deployment.shutdown(settings)
+
+
+def main() -> None:
+    parser = common.parser(__doc__, RESULT)
+    parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--rate", type=float, default=500.0)
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--every", type=float, default=60.0, help="Seconds between failures.")
+    parser.add_argument("--baseline-failures", type=int, default=3)
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up below when stopped
+    scratch = Path(tempfile.mkdtemp(prefix="bench-availability-", dir=args.out))
+    settings = Settings(state_dir=scratch, redis_url=None, mlflow_tracking_uri=None,
+                        redis={"port": free_port(), "sentinel_port": free_port()}, serve={"port": free_port()})
+    server = RedisServer(settings)
+    report: dict = {"machine": common.machine(), "load_generator": "httpx, open loop, one process"}
+    runs: dict[str, Run] = {}
+    try:
+        server.up(ha=True)
+        snapshot = common.write_snapshot(settings, args.customers)
+        with ray_session(settings):
+            materialize.materialize(settings, snapshot.id)
+        common.register_champion(settings, snapshot)
+        ids = snapshot.to_pandas()["customer_id"].tolist()
+        seconds = args.minutes * 60
+        schedule = [float(t) for t in np.arange(args.every / 2, seconds - 5, args.every)]
+        print(f"HA: {seconds:.0f} s at {args.rate:g} req/s, failures at {schedule}", flush=True)
+        with deployed(settings):
+            runs["sentinel_failover"] = soak(server, settings, ids, args.rate, seconds, schedule, ha=True)
+        server.down()
+        server.up(ha=False)
+        base_schedule = [float(t) for t in np.arange(1, args.baseline_failures + 1) * args.every / 2]
+        print(f"baseline: one Redis, failures at {base_schedule}", flush=True)
+        with deployed(settings):
+            runs["one_redis_restarted"] = soak(server, settings, ids, args.rate,
+                                               base_schedule[-1] + args.every / 2, base_schedule, ha=False)
+    finally:
+        server.down()
+        shutil.rmtree(scratch, ignore_errors=True)
+    summary = {name: summarise(run, args.rate) for name, run in runs.items()}
+    ours, base = (summary["sentinel_failover"]["unavailable_s_per_failure"],
+                  summary["one_redis_restarted"]["unavailable_s_per_failure"])
+    report.update(customers=args.customers, rate=args.rate, minutes=args.minutes, every_s=args.every,
+                  down_after_ms=settings.redis.down_after_ms, window_s=WINDOW_S,
+                  budget_99_9_s_a_month=round(BUDGET_S), modes=summary,
+                  unavailability_ratio_ha_to_baseline=(round(np.mean(ours) / np.mean(base), 3)
+                                                       if np.mean(base) else None))
+    report["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
+    common.save(report, args.result)
+    plot(runs, PLOT)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
