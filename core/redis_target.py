@@ -51,7 +51,7 @@ def redis_target(settings: Settings) -> RedisTarget:
     """The Redis this process should use, from the settings and the embedded services' files."""
     cfg = settings.redis
     password = cfg.password if cfg.password is not None else _read(redis_dir(settings) / PASSWORD_FILE)
-    sentinels = parse_sentinels(cfg.sentinels) if cfg.sentinels else embedded_sentinels(settings)
+    sentinels = cfg.sentinel_addresses or embedded_sentinels(settings)
     if sentinels:
         return RedisTarget(None, sentinels, cfg.master_name, password, cfg.db)
     if settings.redis_url:
@@ -66,17 +66,6 @@ def embedded_sentinels(settings: Settings) -> tuple[tuple[str, int], ...]:
         return ()
     text = _read(redis_dir(settings) / SENTINELS_FILE)
     return tuple((h, int(p)) for h, p in json.loads(text)["sentinels"]) if text else ()
-
-
-def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
-    """``"h1:26379,h2:26379"`` -> ``(("h1", 26379), ("h2", 26379))``."""
-    found = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        host, sep, port = item.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError(f"CHURN_REDIS__SENTINELS: {item!r} is not host:port")
-        found.append((host.strip("[]"), int(port)))
-    return tuple(found)
 
 
 def _read(path: Path) -> str | None:

@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,6 +38,28 @@ class RedisSettings(BaseModel):
                                "with the election, what a failover costs in unavailability.")
     failover_timeout_ms: int = Field(10_000, description="Sentinel's failover-timeout: how long before a "
                                      "stalled failover is tried again.")
+
+    @field_validator("sentinels")
+    @classmethod
+    def _sentinels_are_host_port(cls, text: str | None) -> str | None:
+        if text is not None:
+            parse_sentinels(text)
+        return text
+
+    @property
+    def sentinel_addresses(self) -> tuple[tuple[str, int], ...]:
+        return parse_sentinels(self.sentinels) if self.sentinels else ()
+
+
+def parse_sentinels(text: str) -> tuple[tuple[str, int], ...]:
+    """``"h1:26379,h2:26379"`` -> ``(("h1", 26379), ("h2", 26379))``."""
+    found = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"CHURN_REDIS__SENTINELS: {item!r} is not host:port")
+        found.append((host.strip("[]"), int(port)))
+    return tuple(found)
 
 
 def _executor_memory() -> str:

@@ -21,21 +21,17 @@ within ``WINDOW_S`` of a failure, and what 99.9% a month allows. Results:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-import random
 import shutil
 import signal
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
 import redis
 from matplotlib.figure import Figure
@@ -46,6 +42,7 @@ from core.settings import Settings
 from features.online import materialize
 from features.online.redis_layout import redis_client
 from load_tests import common
+from load_tests.http_load import Requests, open_loop
 from ray_jobs.supervisors import serve_deployment
 from ray_jobs.supervisors.redis_server import RedisServer
 
@@ -58,37 +55,11 @@ BUDGET_S = MONTH_S * 0.001  # 99.9%: 43.8 minutes a month
 
 
 @dataclass
-class Run:
-    """Every request of one soak: when it was due, its status (0: no answer) and latency."""
+class Run(Requests):
+    """The requests of one soak, with when the failures were injected and how long writes were refused."""
 
-    due: list[float] = field(default_factory=list)
-    status: list[int] = field(default_factory=list)
-    latency_ms: list[float] = field(default_factory=list)
     kills: list[float] = field(default_factory=list)
     writes_back_s: list[float] = field(default_factory=list)
-
-
-async def _soak(url: str, ids: list[str], rate: float, seconds: float, run: Run, t0: float) -> None:
-    """Open loop: request i is sent at t0 + i / rate whatever the earlier ones are doing."""
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    async with httpx.AsyncClient(base_url=url, timeout=10, limits=limits) as http:
-        async def one(due: float) -> None:
-            started = time.monotonic()
-            try:
-                r = await http.post("/v1/predict", json={"customer_id": random.choice(ids)})
-                status = r.status_code
-            except httpx.HTTPError:
-                status = 0
-            run.due.append(due - t0)
-            run.status.append(status)
-            run.latency_ms.append((time.monotonic() - started) * 1000)
-
-        tasks = []
-        for i in range(int(seconds * rate)):
-            due = t0 + i / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            tasks.append(asyncio.create_task(one(due)))
-        await asyncio.gather(*tasks)
 
 
 def _writes_back(settings: Settings, since: float) -> float:
@@ -128,13 +99,13 @@ def soak(server: RedisServer, settings: Settings, ids: list[str], rate: float, s
     t0 = time.monotonic() + 1.0
     failing = threading.Thread(target=_fail_on_schedule, args=(server, settings, run, t0, failures_at, ha))
     failing.start()
-    asyncio.run(_soak(serve_deployment.route(settings), ids, rate, seconds, run, t0))
+    asyncio.run(open_loop(serve_deployment.route(settings), ids, rate, seconds, t0, run))
     failing.join()
     return run
 
 
 def summarise(run: Run, rate: float) -> dict:
-    due, status, latency = np.array(run.due), np.array(run.status), np.array(run.latency_ms)
+    due, status = np.array(run.due), np.array(run.status)
     ok = status == 200
     near = np.zeros(len(due), dtype=bool)
     unavailable = []
@@ -145,9 +116,6 @@ def summarise(run: Run, rate: float) -> dict:
         unavailable.append(round(float(failed.max() - failed.min() + 1 / rate), 3) if len(failed) else 0.0)
     per_failure = float(np.mean(unavailable)) if unavailable else 0.0
 
-    def pct(mask: np.ndarray, q: float) -> float | None:
-        return round(float(np.percentile(latency[mask & ok], q)), 2) if (mask & ok).any() else None
-
     return {
         "requests": len(status),
         "successful_share": round(float(ok.mean()), 6),
@@ -155,8 +123,8 @@ def summarise(run: Run, rate: float) -> dict:
         "failures": len(run.kills),
         "unavailable_s_per_failure": unavailable,
         "writes_back_s_per_failure": [round(s, 2) for s in run.writes_back_s],
-        "p50_ms_outside": pct(~near, 50), "p99_ms_outside": pct(~near, 99),
-        "p50_ms_during": pct(near, 50), "p99_ms_during": pct(near, 99),
+        "p50_ms_outside": run.percentile_ms(50, ~near), "p99_ms_outside": run.percentile_ms(99, ~near),
+        "p50_ms_during": run.percentile_ms(50, near), "p99_ms_during": run.percentile_ms(99, near),
         "failures_a_month_within_99_9": (round(BUDGET_S / per_failure) if per_failure else None),
     }
 
@@ -177,17 +145,6 @@ def plot(runs: dict[str, Run], path: Path) -> None:
     axes[-1, 0].set_xlabel("seconds")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-
-
-@contextlib.contextmanager
-def deployed(settings: Settings) -> Iterator[None]:
-    """The service deployed for the duration of a ``with`` block."""
-    try:
-        serve_deployment.deploy(settings)
-        serve_deployment.wait_ready(settings)
-        yield
-    finally:
-        serve_deployment.shutdown(settings)
 
 
 def main() -> None:
@@ -215,13 +172,13 @@ def main() -> None:
         seconds = args.minutes * 60
         schedule = [float(t) for t in np.arange(args.every / 2, seconds - 5, args.every)]
         print(f"HA: {seconds:.0f} s at {args.rate:g} req/s, failures at {schedule}", flush=True)
-        with deployed(settings):
+        with common.deployed(settings):
             runs["sentinel_failover"] = soak(server, settings, ids, args.rate, seconds, schedule, ha=True)
         server.down()
         server.up(ha=False)
         base_schedule = [float(t) for t in np.arange(1, args.baseline_failures + 1) * args.every / 2]
         print(f"baseline: one Redis, failures at {base_schedule}", flush=True)
-        with deployed(settings):
+        with common.deployed(settings):
             runs["one_redis_restarted"] = soak(server, settings, ids, args.rate,
                                                base_schedule[-1] + args.every / 2, base_schedule, ha=False)
     finally:

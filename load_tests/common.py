@@ -3,12 +3,13 @@ platform's real FeatureSet at any size, and a champion model trained on it."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from core.settings import Settings
 from features.definitions import FEATURES
 from features.feature_set import FeatureSet
 from features.snapshot import Snapshot, publish
+from ray_jobs.supervisors import serve_deployment
 
 
 def machine() -> dict:
@@ -70,12 +72,27 @@ def run_in_scratch(run: Callable[[Path, argparse.Namespace], dict], args: argpar
     return report
 
 
+@contextlib.contextmanager
+def deployed(settings: Settings) -> Iterator[None]:
+    """The prediction service (``churn serve``'s deployment) for the duration of a ``with`` block."""
+    try:
+        serve_deployment.deploy(settings)
+        serve_deployment.wait_ready(settings)
+        yield
+    finally:
+        serve_deployment.shutdown(settings)
+
+
+def customer_ids(customers: int) -> np.ndarray:
+    """The ids of ``customer_frame``'s rows, in order."""
+    return np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 7))
+
+
 def customer_frame(customers: int, seed: int = 0, features: FeatureSet = FEATURES) -> pd.DataFrame:
     """``customers`` rows of plausible values for every feature (3% missing) and a label that
     depends on a few of them."""
     rng = np.random.default_rng(seed)
-    ids = np.char.add("C", np.char.zfill(np.arange(customers).astype(str), 7))
-    columns: dict[str, np.ndarray] = {"customer_id": ids}
+    columns: dict[str, np.ndarray] = {"customer_id": customer_ids(customers)}
     for spec in features.features:
         if spec.dtype == "category":
             values = rng.integers(0, len(spec.categories or (1,)), customers).astype(np.float32)

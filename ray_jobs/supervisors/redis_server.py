@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import secrets
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from ray_jobs.supervisors.redis_process import (
 )
 
 log = logging.getLogger(__name__)
+
+PORT_RELEASE_S = 3.0
 
 
 @dataclass
@@ -229,12 +232,22 @@ class RedisServer:
                     f"servers); set CHURN_REDIS__PORT to another port (default 6390)"
                 )
         for inst in members:
-            if RedisProcess(inst, None).running_pid() is None and not self._port_free(inst):
+            if RedisProcess(inst, None).running_pid() is None and not self._port_freed(inst):
                 setting = "CHURN_REDIS__SENTINEL_PORT" if inst.sentinel else "CHURN_REDIS__PORT"
                 raise ServiceError(
                     f"port {inst.port} on {inst.host} is already in use by a process this project "
                     f"did not start; set {setting} to a free port or stop the other process"
                 )
+
+    def _port_freed(self, inst: Instance) -> bool:
+        """Whether the port is free or becomes free within ``PORT_RELEASE_S``: a server killed a
+        moment ago may still hold it (its exit, or a forked AOF rewrite that outlives it)."""
+        deadline = time.monotonic() + PORT_RELEASE_S
+        while not self._port_free(inst):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        return True
 
     @staticmethod
     def _port_free(inst: Instance, strict: bool = True) -> bool:

@@ -33,6 +33,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200),
 
 FRAME, FEATURES = synthetic_customers(3_000)
 IDS = FRAME["customer_id"].tolist()
+API_KEY = "route-key-from-a-secret"
+"""Set as the RayService sets it (CHURN_SERVE__API_KEY, which the deployment passes to every replica)."""
+AUTH = {"X-API-Key": API_KEY}
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +44,8 @@ def stack(tmp_path_factory):
     state = tmp_path_factory.mktemp("serving")
     with running_redis(state / "redis-home") as redis_server:
         settings = online_settings(state, redis_server.cfg.port,
-                                   serve={"port": free_port(), "model_poll_s": 1.0, "ready_timeout_s": 600})
+                                   serve={"port": free_port(), "model_poll_s": 1.0, "ready_timeout_s": 600,
+                                          "api_key": API_KEY})
         snapshot = write_snapshot(settings, FRAME, FEATURES)
         register_model(settings, snapshot)
         register_uplift_model(settings, FRAME, FEATURES)
@@ -57,8 +61,16 @@ def stack(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(stack):
     settings = stack[0]
-    with httpx.Client(base_url=serve_deployment.route(settings), timeout=30) as http:
+    with httpx.Client(base_url=serve_deployment.route(settings), timeout=30, headers=AUTH) as http:
         yield http
+
+
+@pytest.mark.parametrize("path, body", [("/v1/predict", {"customer_id": IDS[0]}),
+                                        ("/v1/predict/batch", {"customer_ids": IDS[:2]})])
+@pytest.mark.parametrize("headers", [{}, {"X-API-Key": "wrong"}, {"X-API-Key": API_KEY + "x"}])
+def test_a_call_without_the_right_key_is_a_401(stack, path, body, headers):
+    r = httpx.post(serve_deployment.route(stack[0]) + path, json=body, headers=headers, timeout=30)
+    assert r.status_code == 401 and "X-API-Key" in r.json()["detail"]
 
 
 def expected_proba(settings, rows: np.ndarray, version: str = "1") -> np.ndarray:
@@ -255,7 +267,8 @@ def test_fuzzed_requests_get_no_server_error_and_only_documented_statuses(openap
                              suppress_health_check=list(hypothesis.HealthCheck))
         def answers_as_documented(case):
             _with_known_customers(case.body)
-            case.call_and_validate(checks=[not_a_server_error, status_code_conformance, response_schema_conformance])
+            case.call_and_validate(headers=AUTH, checks=[not_a_server_error, status_code_conformance,
+                                                          response_schema_conformance])
 
         answers_as_documented()
 
@@ -289,7 +302,7 @@ class Load:
         self.failures: list[str] = []
 
     async def run(self, settings, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(base_url=serve_deployment.route(settings), timeout=30) as http:
+        async with httpx.AsyncClient(base_url=serve_deployment.route(settings), timeout=30, headers=AUTH) as http:
             async def worker(k: int) -> None:
                 i = k
                 while not stop.is_set():
