@@ -48,7 +48,6 @@ from ray_jobs.supervisors.redis_server import RedisServer
 
 HERE = Path(__file__).resolve().parent
 RESULT = HERE / "results" / "availability.json"
-PLOT = HERE / "results" / "availability.png"
 WINDOW_S = 10.0  # "during a failure": this long after each kill
 MONTH_S = 30.44 * 24 * 3600
 BUDGET_S = MONTH_S * 0.001  # 99.9%: 43.8 minutes a month
@@ -105,19 +104,20 @@ def soak(server: RedisServer, settings: Settings, ids: list[str], rate: float, s
 
 
 def summarise(run: Run, rate: float) -> dict:
-    due, status = np.array(run.due), np.array(run.status)
+    sent, status = np.array(run.sent), np.array(run.status)
     ok = status == 200
-    near = np.zeros(len(due), dtype=bool)
+    near = np.zeros(len(sent), dtype=bool)
     unavailable = []
     for kill in run.kills:
-        window = (due >= kill) & (due < kill + WINDOW_S)
+        window = (sent >= kill) & (sent < kill + WINDOW_S)
         near |= window
-        failed = due[window & ~ok]
+        failed = sent[window & ~ok]
         unavailable.append(round(float(failed.max() - failed.min() + 1 / rate), 3) if len(failed) else 0.0)
     per_failure = float(np.mean(unavailable)) if unavailable else 0.0
 
     return {
         "requests": len(status),
+        "load_generator_lag_p99_s": run.lag_p99_s,
         "successful_share": round(float(ok.mean()), 6),
         "statuses": {str(s): int((status == s).sum()) for s in np.unique(status)},
         "failures": len(run.kills),
@@ -133,9 +133,9 @@ def plot(runs: dict[str, Run], path: Path) -> None:
     fig = Figure(figsize=(11, 3.2 * len(runs)))
     axes = fig.subplots(len(runs), 1, squeeze=False)
     for ax, (name, run) in zip(axes[:, 0], runs.items()):
-        due, status, latency = np.array(run.due), np.array(run.status), np.array(run.latency_ms)
-        ax.scatter(due[status == 200], latency[status == 200], s=1, alpha=0.3, label="200")
-        ax.scatter(due[status != 200], np.full((status != 200).sum(), 1.0), s=6, c="red", label="not 200")
+        sent, status, latency = np.array(run.sent), np.array(run.status), np.array(run.latency_ms)
+        ax.scatter(sent[status == 200], latency[status == 200], s=1, alpha=0.3, label="200")
+        ax.scatter(sent[status != 200], np.full((status != 200).sum(), 1.0), s=6, c="red", label="not 200")
         for kill in run.kills:
             ax.axvline(kill, color="grey", linestyle="--", linewidth=0.8)
         ax.set_yscale("log")
@@ -160,7 +160,7 @@ def main() -> None:
     settings = Settings(state_dir=scratch, redis_url=None, mlflow_tracking_uri=None,
                         redis={"port": free_port(), "sentinel_port": free_port()}, serve={"port": free_port()})
     server = RedisServer(settings)
-    report: dict = {"machine": common.machine(), "load_generator": "httpx, open loop, one process"}
+    report: dict = {"machine": common.machine(), "load_generator": "aiohttp, open loop, one process"}
     runs: dict[str, Run] = {}
     try:
         server.up(ha=True)
@@ -194,7 +194,7 @@ def main() -> None:
                                                        if np.mean(base) else None))
     report["machine"]["load_avg_1m_after"] = os.getloadavg()[0]
     common.save(report, args.result)
-    plot(runs, PLOT)
+    plot(runs, args.result.with_suffix(".png"))
     print(json.dumps(summary, indent=2))
 
 

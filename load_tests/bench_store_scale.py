@@ -63,6 +63,7 @@ def load_size(settings: Settings, customers: int, rate: float, seconds: float) -
         "us_per_customer": round(loaded.seconds / customers * 1e6, 2),
         "redis_bytes_grown": grown, "bytes_per_customer": round(grown / customers, 1),
         "route": {"rate": rate, "seconds": seconds, "requests": len(requests.status), "statuses": statuses,
+                  "load_generator_lag_p99_s": requests.lag_p99_s,
                   "p50_ms": requests.percentile_ms(50), "p99_ms": requests.percentile_ms(99)},
     }
 
