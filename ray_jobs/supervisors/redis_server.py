@@ -119,8 +119,12 @@ class RedisServer:
                 {"master_name": self.cfg.master_name, "sentinels": [[s.host, s.port] for s in self.sentinels]}))
         status = self.status()
         what = "Redis with replicas and Sentinels" if ha else "redis-server"
-        status.message = (f"{what} started ({', '.join(started)})" if started
-                          else f"{what} already running (pid {status.pid}) on port {self.cfg.port}")
+        if not started:
+            status.message = f"{what} already running (pid {status.pid}) on port {self.cfg.port}"
+        elif ha:
+            status.message = f"{what} started: {', '.join(started)} (primary on port {self.cfg.port})"
+        else:
+            status.message = f"{what} started (pid {status.pid}) on port {self.cfg.port}"
         return status
 
     def down(self) -> bool:
