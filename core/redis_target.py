@@ -50,7 +50,7 @@ def redis_dir(settings: Settings) -> Path:
 def redis_target(settings: Settings) -> RedisTarget:
     """The Redis this process should use, from the settings and the embedded services' files."""
     cfg = settings.redis
-    password = cfg.password if cfg.password is not None else _read(redis_dir(settings) / PASSWORD_FILE)
+    password = embedded_password(settings)
     sentinels = cfg.sentinel_addresses or embedded_sentinels(settings)
     if sentinels:
         return RedisTarget(None, sentinels, cfg.master_name, password, cfg.db)
@@ -58,6 +58,13 @@ def redis_target(settings: Settings) -> RedisTarget:
         return RedisTarget.of_url(settings.redis_url, cfg.master_name, cfg.db)
     auth = f":{password}@" if password else ""
     return RedisTarget(f"redis://{auth}{cfg.host}:{cfg.port}/{cfg.db}", (), cfg.master_name, password, cfg.db)
+
+
+def embedded_password(settings: Settings) -> str | None:
+    """The password of the project's own Redis: the settings', else the one its first start generated."""
+    if settings.redis.password is not None:
+        return settings.redis.password
+    return _read(redis_dir(settings) / PASSWORD_FILE)
 
 
 def embedded_sentinels(settings: Settings) -> tuple[tuple[str, int], ...]:

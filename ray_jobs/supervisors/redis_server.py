@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from core.processes import FORBIDDEN_PORT, port_is_free
-from core.redis_target import PASSWORD_FILE, SENTINELS_FILE, redis_dir, redis_target
+from core.redis_target import PASSWORD_FILE, SENTINELS_FILE, embedded_password, redis_dir, redis_target
 from core.settings import Settings
 from features.online.redis_layout import redis_client
 from ray_jobs.supervisors.redis_process import (
@@ -74,6 +74,11 @@ class RedisServer:
 
     # ---------------------------------------------------------------- public API
     @property
+    def instances(self) -> list[Instance]:
+        """Every process of the HA layout: the primary, the replicas, the Sentinels."""
+        return [self.primary, *self.replicas, *self.sentinels]
+
+    @property
     def conf_path(self) -> Path:
         return self.primary.conf_path
 
@@ -105,7 +110,7 @@ class RedisServer:
             status.message = f"using external Redis {status.url}; nothing started"
             return status
         ha = ha or self.ha
-        members = [self.primary, *self.replicas, *self.sentinels] if ha else [self.primary]
+        members = self.instances if ha else [self.primary]
         self._check_ports(members)
         password = self._password(create=True)
         started = []
@@ -135,7 +140,7 @@ class RedisServer:
             log.info("REDIS_URL is set: the external Redis is not managed here")
             return False
         password = self._password(create=False)
-        primary = self.current_primary()
+        primary = self.current_primary() if self.ha else None
         data_nodes = sorted([self.primary, *self.replicas], key=lambda i: (i.host, i.port) != primary)
         stopped = [RedisProcess(inst, password).stop() for inst in [*self.sentinels, *data_nodes]]
         (self.dir / SENTINELS_FILE).unlink(missing_ok=True)
@@ -148,8 +153,9 @@ class RedisServer:
         password = self._password(create=False)
         pid = self.running_pid()
         base: dict[str, Any] = {"url": self.url, "owned": True, "port": self.cfg.port, "pid": pid}
-        members = self._members(password) if self.ha else []
-        if not self.ha and pid is None:
+        ha = self.ha
+        members = self._members(password) if ha else []
+        if not ha and pid is None:
             held = not self._port_free(self.primary, strict=False)
             note = f"; port {self.cfg.port} is held by another process" if held else ""
             return Status(running=False, message=f"redis-server not running{note}", **base)
@@ -169,14 +175,15 @@ class RedisServer:
 
     def process(self, name: str) -> RedisProcess:
         """One of our processes by name (``redis``, ``replica-1``, ``sentinel-2``...)."""
-        inst = next(i for i in [self.primary, *self.replicas, *self.sentinels] if i.name == name)
+        inst = next(i for i in self.instances if i.name == name)
         return RedisProcess(inst, self._password(create=False))
 
     def current_primary(self) -> tuple[str, int] | None:
         """The primary the first answering Sentinel names, or None when none answers."""
+        password = self._password(create=False)
         for inst in self.sentinels:
             try:
-                found = plain_client(inst.host, inst.port, self._password(create=False)).execute_command(
+                found = plain_client(inst.host, inst.port, password).execute_command(
                     "SENTINEL", "get-master-addr-by-name", self.cfg.master_name)
             except redis.RedisError:
                 continue
@@ -186,14 +193,11 @@ class RedisServer:
 
     # ---------------------------------------------------------------- helpers
     def _password(self, create: bool) -> str | None:
-        """The password of every process: the settings', else the generated one (made on first use)."""
-        if self.cfg.password is not None:
-            return self.cfg.password
+        """The password of every process (``embedded_password``), generated on first use when ``create``."""
+        password = embedded_password(self.settings)
+        if password is not None or not create:
+            return password
         path = self.dir / PASSWORD_FILE
-        if path.exists():
-            return path.read_text().strip()
-        if not create:
-            return None
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.dir.chmod(0o700)
         write_atomic(path, secrets.token_urlsafe(24) + "\n", mode=0o600)
@@ -203,7 +207,7 @@ class RedisServer:
     def _members(self, password: str | None) -> list[str]:
         """One line per process: name, port, and its role or why it does not answer."""
         lines = []
-        for inst in [self.primary, *self.replicas, *self.sentinels]:
+        for inst in self.instances:
             process = RedisProcess(inst, password)
             if process.running_pid() is None:
                 lines.append(f"{inst.name} :{inst.port} not running")
