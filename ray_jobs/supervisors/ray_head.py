@@ -25,6 +25,7 @@ from pathlib import Path
 from core.processes import free_port, proc_cmdline, session_pids
 from core.ray_session import START_ATTEMPTS
 from core.settings import Settings, settings_env
+from serve_app.haproxy_wrapper import write_wrapper
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,9 @@ STOP_TIMEOUT_S = 30.0
 # daemon), HAProxy's per-request metrics (parsed in Python, on the replicas' CPU) are off, and
 # metrics reach the node's agent every second, in small exports rather than large bursts, and a
 # request whose replica died before answering (refused, closed, cut short) is sent to another
-# replica: every route is a read, so repeating one is harmless.
+# replica: every route is a read, so repeating one is harmless. HAProxy itself runs through
+# serve_app.haproxy_wrapper (RAY_SERVE_HAPROXY_BINARY_PATH, a path of each machine's own) so that
+# the whole request is buffered and can be replayed.
 CLUSTER_FLAGS = {
     "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
     "RAY_SERVE_ENABLE_HA_PROXY": "1",
@@ -110,8 +113,10 @@ class RayHead:
         gcs_port, metrics_port = free_port(), free_port()
         temp_dir = tempfile.mkdtemp(prefix="churn-ray-")  # short: Ray's socket paths must stay < 108 chars
         token = secrets.token_hex(32)
+        haproxy = write_wrapper(self.dir / "haproxy")
         env = {**os.environ, **settings_env(self.settings), **SERVE_FLAGS, "RAY_AUTH_MODE": "token",
-               "RAY_AUTH_TOKEN": token, **{name: str(free_port()) for name in _PORT_ENV}}
+               "RAY_AUTH_TOKEN": token, "RAY_SERVE_HAPROXY_BINARY_PATH": str(haproxy),
+               **{name: str(free_port()) for name in _PORT_ENV}}
         cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", f"--port={gcs_port}",
                f"--temp-dir={temp_dir}", "--include-dashboard=false", "--disable-usage-stats",
                f"--dashboard-agent-listen-port={free_port()}", f"--metrics-export-port={metrics_port}",

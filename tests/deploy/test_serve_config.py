@@ -3,6 +3,8 @@ no unknown keys), generated from serve_app/config.yaml, with the prod overrides;
 probe and the cluster flags of the local head."""
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
@@ -101,3 +103,14 @@ def test_rayservice_runs_serve_as_the_local_head_does(target):
     for pod in pods:
         env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0].get("env", [])}
         assert {k: env.get(k) for k in CLUSTER_FLAGS} == CLUSTER_FLAGS
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_rayservice_runs_haproxy_through_the_wrapper_the_image_writes(target):
+    (service,) = objects(target, {"RayService"})
+    cluster = service["spec"]["rayClusterConfig"]
+    dockerfile = (REPO / "kuberay" / "Dockerfile").read_text()
+    written = re.findall(r"python -m serve_app\.haproxy_wrapper (\S+)", dockerfile)
+    for pod in [cluster["headGroupSpec"]] + cluster["workerGroupSpecs"]:
+        env = {e["name"]: e.get("value") for e in pod["template"]["spec"]["containers"][0].get("env", [])}
+        assert [env.get("RAY_SERVE_HAPROXY_BINARY_PATH")] == written

@@ -308,9 +308,9 @@ class Load:
                 while not stop.is_set():
                     try:
                         r = await http.post("/v1/predict", json={"customer_id": IDS[i % len(IDS)]})
-                    except httpx.TransportError as exc:  # a broken connection: "<monotonic time> <error>"
+                    except httpx.TransportError as exc:  # a broken connection
                         self.statuses.append(0)
-                        self.failures.append(f"{time.monotonic():.3f} {type(exc).__name__}: {exc}")
+                        self.failures.append(f"{type(exc).__name__}: {exc}")
                         continue
                     self.statuses.append(r.status_code)
                     if r.status_code == 200:
@@ -331,21 +331,18 @@ def replica_pids() -> list[int]:
     return [int(p) for p in found.stdout.split()]
 
 
-def test_a_serve_replica_killed_under_load_answers_no_error_and_breaks_at_most_its_in_flight_requests(stack):
-    """SIGKILL one of the two replicas while 8 clients predict: HAProxy sends to the other replica
-    what it can replay (a connection refused or closed before the request was taken), no answer
-    is an error status, and Serve starts a replacement. Requests the dead replica had begun to
-    answer cannot be replayed by HAProxy: at most the 8 in flight break, at the moment of the kill."""
+def test_a_serve_replica_killed_under_load_fails_no_request(stack):
+    """SIGKILL one of the two replicas while 8 clients predict: HAProxy replays on the other
+    replica every request the dead one had taken (httpx writes headers and body apart, the case
+    that needs the whole request buffered), and Serve starts a replacement."""
     settings = stack[0]
     load = Load()
     before = replica_pids()
-    killed_at: list[float] = []
 
     async def scenario() -> None:
         stop = asyncio.Event()
         task = asyncio.create_task(load.run(settings, stop))
         await asyncio.sleep(2)
-        killed_at.append(time.monotonic())
         os.kill(before[0], signal.SIGKILL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(set(replica_pids()) - set(before)) < 1:
@@ -357,9 +354,7 @@ def test_a_serve_replica_killed_under_load_answers_no_error_and_breaks_at_most_i
     asyncio.run(scenario())
     assert len(before) == 2 and len(set(replica_pids()) - set(before)) == 1
     assert len(load.statuses) > 200
-    assert set(load.statuses) <= {200, 0}, (load.counts, load.failures[:5])
-    broken_at = [float(f.split()[0]) for f in load.failures]
-    assert len(broken_at) <= 8 and all(0 <= t - killed_at[0] < 1.0 for t in broken_at), load.failures
+    assert set(load.statuses) == {200}, (load.counts, load.failures[:5])
 
 
 def test_alias_switch_under_load_fails_no_request(stack):
