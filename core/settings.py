@@ -129,6 +129,9 @@ class TrainSettings(BaseModel):
     cpus_per_worker: float = Field(
         1.0, description="Ray CPUs per training worker; each runs xgboost with this many threads (rounded up)."
     )
+    placement_strategy: Literal["SPREAD", "PACK"] = Field(
+        "SPREAD", description="SPREAD: the workers on different nodes where there are several (one node "
+        "loses fewer of them), on the one node otherwise.")
     num_boost_round: int = 300
     early_stopping_rounds: int = 30
     report_every: int = Field(25, description="Rounds between metric reports and checkpoints (each costs time).")
@@ -303,6 +306,21 @@ class ServeSettings(BaseModel):
     ready_timeout_s: float = Field(300.0, gt=0, description="How long `churn serve` waits for /readyz.")
 
 
+class ClusterSettings(BaseModel):
+    """``churn cluster up``: a Ray head and worker nodes as separate hosts (network namespaces)."""
+
+    workers: int = Field(2, ge=1, description="Worker nodes beside the head.")
+    head_cpus: int = Field(0, ge=0, description="The head schedules no work (its CPU is the drivers', "
+                           "the dashboard's and Serve's controller's), as on a production cluster.")
+    worker_cpus: int = Field(1, ge=1, description="Ray CPUs of each worker node.")
+    object_store_mb: int = Field(1024, ge=100, description="Shared-memory object store of each node.")
+    prefix: str = Field("churn", max_length=10, description="Name of the bridge and prefix of the hosts.")
+    subnet: str = Field("10.213.0.0/24", description="The hosts' addresses: the bridge takes the first, "
+                        "the head the second, the workers the next.")
+    gcs_port: int = 6380
+    dashboard_port: int = Field(8265, description="The Jobs API (`ray job submit --address`).")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHURN_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -341,6 +359,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     online: OnlineStoreSettings = OnlineStoreSettings()
     serve: ServeSettings = ServeSettings()
+    cluster: ClusterSettings = ClusterSettings()
 
     @property
     def data_uri(self) -> str:

@@ -7,6 +7,7 @@ import typer
 from ray_jobs import (
     batch_score,
     campaign,
+    cluster,
     drift,
     etl,
     generate,
@@ -22,6 +23,7 @@ from ray_jobs import (
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, pretty_exceptions_show_locals=False)
 app.add_typer(services.app, name="services")
+app.add_typer(cluster.app, name="cluster")
 app.command("generate")(generate.command)
 app.command("etl")(etl.command)
 app.command("train")(train.command)

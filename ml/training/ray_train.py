@@ -145,7 +145,8 @@ def make_trainer(worker_shards: WorkerShards, names: list[str], params: dict[str
         train_loop_per_worker,
         train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=settings.num_workers,
-                                     resources_per_worker={"CPU": settings.cpus_per_worker}),
+                                     resources_per_worker={"CPU": settings.cpus_per_worker},
+                                     placement_strategy=settings.placement_strategy),
         run_config=run_config,
     )
 

@@ -167,6 +167,21 @@ class RedisServer:
                       aof=info["aof"], used_memory=info["used_memory"], keys=info["keys"], members=members,
                       **{**base, "pid": info["pid"], "port": info["port"]})
 
+    def also_listen(self, address: str) -> None:
+        """Make our single Redis listen on ``address`` too (a cluster's hosts reach it there) until
+        it restarts; Sentinels announce loopback addresses, so the HA layout cannot be exposed."""
+        if not self.settings.owns_redis:
+            return
+        if self.ha:
+            raise ServiceError("the HA Redis announces loopback addresses: a cluster's hosts need the single one")
+        client = plain_client(self.cfg.host, self.cfg.port, self._password(create=False))
+        try:
+            bound = str(client.config_get("bind")["bind"]).split()
+            if address not in bound:
+                client.config_set("bind", " ".join([*bound, address]))
+        except redis.RedisError as exc:
+            raise ServiceError(f"cannot make Redis on port {self.cfg.port} listen on {address}: {exc}") from exc
+
     def running_pid(self) -> int | None:
         """The pid of our primary's process (the one on ``cfg.port``) when it runs."""
         if self.cfg.port == FORBIDDEN_PORT:
