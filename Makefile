@@ -24,12 +24,13 @@ $(STAMP): $(BIN)/python requirements.lock pyproject.toml Makefile
 	touch $(STAMP)
 
 # Java 17 (Spark through RayDP), redis-server (the embedded online store; its Sentinels are the same
-# binary, `redis-server --sentinel`), curl (the demo's call).
+# binary, `redis-server --sentinel`), curl (the demo's call), iproute2 (`churn cluster`'s hosts).
 system-deps:
 	@missing=""; \
 	java -version 2>&1 | grep -q 'version "17' || missing="$$missing openjdk-17-jre-headless"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing:$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

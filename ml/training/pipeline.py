@@ -107,7 +107,9 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: dict[str,
         metrics |= {"holdout_expected_value_top_k": evaluation.value["model"],
                     "holdout_realised_value_top_k": evaluation.realised_value["model"],
                     "holdout_realised_value_random_k": evaluation.realised_value["random"],
-                    "rounds": outcome.rounds}
+                    "rounds": outcome.rounds,
+                    # > 0: workers were lost and the run went on from its last checkpoint
+                    "resumed_from_round": outcome.metrics.get("resumed_from_round", 0)}
         if cv:
             metrics |= {"cv_auc_mean": float(np.mean(cv)), "cv_auc_std": float(np.std(cv))}
         mlflow.log_metrics(metrics)

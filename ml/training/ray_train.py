@@ -53,9 +53,15 @@ def shards(rows: ray.data.Dataset, workers: int) -> WorkerShards:
     as the refs of its Arrow blocks, for the ``SHARDS`` config key. Every row lands in one shard:
     ``split(equal=True)`` would drop the remainder of an uneven division. Refs, not datasets: a
     worker then only fetches objects, and never runs Ray Data while the workers hold every CPU
-    (which warns that the dataset job will hang)."""
+    (which warns that the dataset job will hang).
+
+    On a cluster the blocks are copied to the driver's node first: a block stored on a worker node
+    dies with it, and rebuilding it needs CPUs the training workers hold (a hang)."""
     total = rows.count()
-    return [part.to_arrow_refs() for part in rows.split_at_indices([total * i // workers for i in range(1, workers)])]
+    parts = [part.to_arrow_refs() for part in rows.split_at_indices([total * i // workers for i in range(1, workers)])]
+    if len([n for n in ray.nodes() if n["Alive"]]) > 1:
+        parts = [[ray.put(ray.get(ref)) for ref in part] for part in parts]
+    return parts
 
 
 def shard_matrices(config: dict[str, Any], max_bin: int | None = None) -> tuple[xgb.QuantileDMatrix, ...]:

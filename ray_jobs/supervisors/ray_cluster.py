@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,8 @@ class LocalCluster:
         """Kill every node and remove the hosts; False when no cluster ran."""
         existed = self.network.exists()
         self.network.remove()
+        for host in self.network.hosts:
+            shutil.rmtree(self._temp_dir(host), ignore_errors=True)
         self.state_file.unlink(missing_ok=True)
         return existed
 
@@ -146,9 +149,14 @@ class LocalCluster:
         return {**env, **SERVE_FLAGS, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state.token_path}
 
     # ---------------------------------------------------------------- helpers
+    @staticmethod
+    def _temp_dir(host: Host) -> Path:
+        """The node's Ray folder: short, for Ray's socket paths (< 108 characters)."""
+        return Path(tempfile.gettempdir()) / f"ray-{host.name}"
+
     def _start_node(self, host: Host, state: ClusterState, head: bool) -> None:
         ray = str(Path(sys.executable).with_name("ray"))
-        temp_dir = tempfile.mkdtemp(prefix=f"{host.name}-")  # short: Ray's socket paths stay < 108 chars
+        temp_dir = self._temp_dir(host)
         haproxy = write_wrapper(self.dir / "haproxy")
         cmd = [ray, "start", f"--node-ip-address={host.ip}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
                f"--object-store-memory={self.cfg.object_store_mb * 2**20}"]
