@@ -88,7 +88,7 @@ lint: deps
 
 # Benchmarks: each runs our path and its baseline side by side and writes load_tests/results/*.json.
 # The serving one drives load with wrk (installed with apt when root).
-BENCHES := generate materialize store_scale serving availability batch_score campaign uplift
+BENCHES := generate materialize store_scale serving availability batch_score campaign uplift s3
 bench: deps
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk; } || { echo "error: install wrk (apt-get install wrk)"; exit 1; }
 	for b in $(BENCHES); do $(BIN)/python -m load_tests.bench_$$b || exit 1; done

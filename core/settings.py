@@ -17,6 +17,8 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.object_store import s3_env
+
 
 class RedisSettings(BaseModel):
     """The online store's Redis: the project's own (``churn services up``, with ``--ha`` a primary,
@@ -85,6 +87,8 @@ class SparkSettings(BaseModel):
     driver_memory: str = "2g"
     shuffle_partitions: int = Field(32, description="Partitions of every shuffle; adaptive execution merges "
                                     "the small ones of a small run.")
+    s3a: bool = Field(False, description="Spark has Hadoop's s3a connector (the image's hadoop-aws jars) and "
+                      "reads and writes s3:// itself; without it the ETL stages S3 data on the local disk.")
 
 
 class GenerateSettings(BaseModel):
@@ -321,6 +325,18 @@ class ClusterSettings(BaseModel):
     dashboard_port: int = Field(8265, description="The Jobs API (`ray job submit --address`).")
 
 
+class S3Settings(BaseModel):
+    """The S3-compatible store behind ``s3://`` URIs: an external one (``endpoint_url``, or AWS's own
+    variables and credential chain) or the project's own SeaweedFS (``churn services up --s3``)."""
+
+    endpoint_url: str | None = Field(None, description="Unset: AWS_ENDPOINT_URL, else the embedded server's "
+                                     "once `churn services up --s3` started it, else AWS itself.")
+    region: str = "us-east-1"
+    port: int = Field(8333, description="S3 port of the embedded server; its master, volume and filer take "
+                      "the next nine ports, its admin's gRPC that port + 10008.")
+    bucket: str = Field("churn", description="The bucket the embedded server creates.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CHURN_", env_nested_delimiter="__", extra="ignore", populate_by_name=True
@@ -344,6 +360,12 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("MLFLOW_TRACKING_URI", "CHURN_MLFLOW_TRACKING_URI"),
         description="Defaults to sqlite:///<state_dir>/mlflow.db.",
     )
+    artifact_root: str | None = Field(
+        None, description="MLflow artifacts of a new experiment (local store only); defaults to "
+        "<state_dir>/mlartifacts, or <data_root>/mlartifacts when the data root is remote (s3://).")
+    results_root: str | None = Field(
+        None, description="Ray Train and Tune runs and checkpoints: storage every node reaches; defaults to "
+        "<state_dir>/ray_results, or <data_root>/ray_results when the data root is remote.")
     redis: RedisSettings = RedisSettings()
     spark: SparkSettings = SparkSettings()
     generate: GenerateSettings = GenerateSettings()
@@ -360,6 +382,7 @@ class Settings(BaseSettings):
     online: OnlineStoreSettings = OnlineStoreSettings()
     serve: ServeSettings = ServeSettings()
     cluster: ClusterSettings = ClusterSettings()
+    s3: S3Settings = S3Settings()
 
     @property
     def data_uri(self) -> str:
@@ -375,14 +398,35 @@ class Settings(BaseSettings):
         return self.mlflow_tracking_uri or f"sqlite:///{(self.state_dir / 'mlflow.db').absolute()}"
 
     @property
+    def remote_data(self) -> bool:
+        return "://" in self.data_uri
+
+    @property
     def artifact_uri(self) -> str:
-        return str((self.state_dir / "mlartifacts").absolute())
+        return self.artifact_root or self._beside_data("mlartifacts")
+
+    @property
+    def reports_uri(self) -> str:
+        """Reports people open (drift): beside the data on a remote data root."""
+        return self._beside_data("reports")
+
+    @property
+    def results_uri(self) -> str:
+        return self.results_root or self._beside_data("ray_results")
+
+    def _beside_data(self, name: str) -> str:
+        """``<data_root>/<name>`` on a remote data root (every node reaches it), else ``<state_dir>/<name>``."""
+        return f"{self.data_uri.rstrip('/')}/{name}" if self.remote_data else str((self.state_dir / name).absolute())
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment. The object store's endpoint and
+    keys go into this process's environment too: pyarrow, boto3 (MLflow) and Ray's workers read them there."""
+    settings = Settings()
+    for name, value in s3_env(settings).items():
+        os.environ.setdefault(name, value)
+    return settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -400,4 +444,4 @@ def settings_env(settings: Settings) -> dict[str, str]:
         else:
             env[f"CHURN_{name.upper()}"] = str(value)
     env["CHURN_STATE_DIR"] = str(Path(settings.state_dir).absolute())
-    return env
+    return {**env, **s3_env(settings)}

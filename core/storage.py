@@ -1,13 +1,16 @@
 """Filesystem access by URI (local paths and ``s3://``) through pyarrow filesystems.
 
 Outputs are written atomically: into a temporary sibling first, then renamed into place, so a
-reader never sees a half-written file or folder.
+reader never sees a half-written file or folder. An object store has no folders to rename: there
+the files are copied into place on the server, the completion marker last, and readers go by that
+marker (``core.outputs``).
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -86,7 +89,46 @@ def atomic_dir(uri: str, *, replace: bool = False) -> Iterator[str]:
         raise
     if replace and fs.get_file_info(path).type != pafs.FileType.NotFound:
         fs.delete_dir(path)
-    fs.move(tmp_path, path)
+    move_dir(fs, tmp_path, path)
+
+
+def move_dir(fs: pafs.FileSystem, source: str, target: str) -> None:
+    """Rename a folder; on an object store, copy each file server-side (``_``-files such as
+    ``_SUCCESS`` last, so the marker never precedes the data) and then remove the source."""
+    if isinstance(fs, pafs.LocalFileSystem):
+        fs.move(source, target)
+        return
+    files = [i.path for i in fs.get_file_info(pafs.FileSelector(source, recursive=True))
+             if i.type == pafs.FileType.File]
+    for name in sorted(files, key=lambda p: (p.rsplit("/", 1)[-1].startswith("_"), p)):
+        fs.copy_file(name, target + name[len(source):])
+    fs.delete_dir(source)
+
+
+@contextlib.contextmanager
+def local_copy(uri: str) -> Iterator[str]:
+    """A local path holding ``uri`` (a file or a folder): ``uri`` itself when local, else a temporary download."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-in-") as tmp:
+        local = os.path.join(tmp, path.rstrip("/").rsplit("/", 1)[-1])
+        pafs.copy_files(path, local, source_filesystem=fs, destination_filesystem=pafs.LocalFileSystem())
+        yield local
+
+
+@contextlib.contextmanager
+def local_output(uri: str) -> Iterator[str]:
+    """A local folder whose files end up under ``uri``: ``uri`` itself when local, else uploaded on success."""
+    fs, path = resolve(uri)
+    if isinstance(fs, pafs.LocalFileSystem):
+        os.makedirs(path, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-out-") as tmp:
+        yield tmp
+        pafs.copy_files(tmp, path, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
 
 
 def total_bytes(uri: str) -> int:

@@ -1,6 +1,7 @@
 """Raw sources -> one point-in-time feature snapshot (Spark on Ray, then Ray Data)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -20,7 +21,7 @@ from features.profile import profile
 from features.snapshot import CONTACTS, Snapshot, laid_out, publish
 from features.sources import SOURCES, Source
 from features.spark_features import build_features
-from features.spark_session import spark_path
+from features.spark_session import spark_readable, spark_writable
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -64,12 +65,12 @@ def _raw_fingerprint(raw_uri: str) -> str:
     return fingerprint(files)
 
 
-def _validate_sources(spark: SparkSession, raw_uri: str, sources: tuple[Source, ...]):
-    """Validated tables, their reports, and the union of quarantined rows."""
+def _validate_sources(spark: SparkSession, raw_root: str, sources: tuple[Source, ...]):
+    """Validated tables, their reports, and the union of quarantined rows (``raw_root``: where Spark reads)."""
     tables, reports, quarantine = {}, [], None
     for source in sources:
         started = time.perf_counter()
-        raw = validation.read_raw(spark, raw_uri, source)
+        raw = validation.read_raw(spark, raw_root, source)
         checked = validation.validate(raw, source).persist()
         rep = validation.report(checked, source)
         if rep.rows_in == 0 and not source.may_be_empty:
@@ -105,25 +106,28 @@ def run_many(spark: SparkSession, settings: Settings, raw_uri: str, dates: list[
         _check_date(as_of, window, horizon)
     raw_print = _raw_fingerprint(raw_uri)
     validated: list[Validated] = []
+    with contextlib.ExitStack() as staged:
 
-    def sources() -> Validated:
-        if not validated:
-            tables, reports, quarantine = _validate_sources(spark, raw_uri, SOURCES)
-            limit = settings.etl.max_defect_rate
-            validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
-                                                    for s in SOURCES})
-            validated.append((tables, reports, quarantine))
-        return validated[0]
+        def sources() -> Validated:
+            """Validated on the first snapshot not built yet, read from where Spark reaches the raw data."""
+            if not validated:
+                raw_root = staged.enter_context(spark_readable(raw_uri, settings))
+                tables, reports, quarantine = _validate_sources(spark, raw_root, SOURCES)
+                limit = settings.etl.max_defect_rate
+                validation.enforce_thresholds(reports, {s.name: s.max_defect_rate if limit is None else limit
+                                                        for s in SOURCES})
+                validated.append((tables, reports, quarantine))
+            return validated[0]
 
-    results = []
-    for as_of in dates:
-        started = time.perf_counter()
-        snapshot_id = f"{as_of:%Y%m%d}-" + fingerprint(raw_print, str(as_of), horizon, FEATURES.schema_hash,
-                                                        code_version())
-        snapshot, built = publish(settings, snapshot_id,
-                                  partial(_write, validated=sources, as_of=as_of, horizon=horizon, raw_uri=raw_uri,
-                                          window=window), latest)
-        results.append(EtlResult(snapshot, built, time.perf_counter() - started))
+        results = []
+        for as_of in dates:
+            started = time.perf_counter()
+            snapshot_id = f"{as_of:%Y%m%d}-" + fingerprint(raw_print, str(as_of), horizon, FEATURES.schema_hash,
+                                                            code_version())
+            snapshot, built = publish(settings, snapshot_id,
+                                      partial(_write, settings=settings, validated=sources, as_of=as_of,
+                                              horizon=horizon, raw_uri=raw_uri, window=window), latest)
+            results.append(EtlResult(snapshot, built, time.perf_counter() - started))
     return results
 
 
@@ -136,7 +140,7 @@ def _check_date(as_of: dt.date, window: tuple[dt.date, dt.date], horizon: int | 
                        f"but the raw data ends on {last}; choose an earlier --as-of or use --scoring")
 
 
-def _write(tmp: str, validated: Callable[[], Validated],
+def _write(tmp: str, settings: Settings, validated: Callable[[], Validated],
            as_of: dt.date, horizon: int | None, raw_uri: str, window: tuple[dt.date, dt.date]) -> dict[str, Any]:
     """Features at ``as_of``, the quarantine and the known contacts into ``tmp``; returns the manifest."""
     import ray.data
@@ -147,10 +151,11 @@ def _write(tmp: str, validated: Callable[[], Validated],
     if rows == 0:
         raise EtlError(f"no customer is active on {as_of}")
     parts = laid_out(features, rows)
-    parts.write.parquet(spark_path(storage.join(tmp, "data")))
-    quarantine.write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
     contacts = known_contacts(tables, as_of)
-    contacts.coalesce(1).write.parquet(spark_path(storage.join(tmp, CONTACTS)))
+    with spark_writable(tmp, settings) as out:
+        parts.write.parquet(storage.join(out, "data"))
+        quarantine.write.partitionBy("source").parquet(storage.join(out, "quarantine"))
+        contacts.coalesce(1).write.parquet(storage.join(out, CONTACTS))
     manifest = {
         "kind": "raw",
         "as_of": str(as_of),

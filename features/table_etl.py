@@ -24,7 +24,7 @@ from features.profile import profile
 from features.raw_etl import EtlError, EtlResult
 from features.snapshot import laid_out, publish
 from features.spark_features import category_code
-from features.spark_session import spark_path
+from features.spark_session import spark_readable, spark_writable
 from features.validation import REASON, SourceReport
 
 if TYPE_CHECKING:
@@ -38,13 +38,10 @@ TYPE_CHOICES = ("float", "int", "bool", "category", "drop")
 MAX_CATEGORIES = 100
 
 
-def read_table(spark: SparkSession, uri: str) -> DataFrame:
-    """The table with every column as a string (CSV or Parquet)."""
+def read_table(spark: SparkSession, uri: str, path: str) -> DataFrame:
+    """The table with every column as a string (CSV or Parquet); ``path``: where Spark reads ``uri``."""
     from pyspark.sql import functions as F
 
-    if not storage.exists(uri):
-        raise EtlError(f"table not found: {uri}")
-    path = spark_path(uri)
     if uri.endswith(".parquet"):
         df = spark.read.parquet(path)
         return df.select(*[F.col(c).cast("string").alias(c) for c in df.columns])
@@ -122,12 +119,19 @@ def _checked(df: DataFrame, id_col: str, label_col: str | None, types: dict) -> 
 def run(spark: SparkSession, settings: Settings, table_uri: str, id_col: str, label_col: str | None,
         types: dict[str, str], defaults: dict[str, float], as_of: dt.date | None = None) -> EtlResult:
     """Validate the table, infer (or take) column types and publish the snapshot."""
+    if not storage.exists(table_uri):
+        raise EtlError(f"table not found: {table_uri}")
+    with spark_readable(table_uri, settings) as path:
+        return _run(spark, settings, table_uri, read_table(spark, table_uri, path), id_col, label_col, types,
+                    defaults, as_of or dt.date.today())
+
+
+def _run(spark: SparkSession, settings: Settings, table_uri: str, raw: DataFrame, id_col: str, label_col: str | None,
+         types: dict[str, str], defaults: dict[str, float], as_of: dt.date) -> EtlResult:
     import ray.data
     from pyspark.sql import functions as F
 
     started = time.perf_counter()
-    as_of = as_of or dt.date.today()
-    raw = read_table(spark, table_uri)
     missing = [c for c in [id_col, label_col, *types, *defaults] if c and c not in raw.columns]
     if missing:
         raise EtlError(f"column(s) {missing} not in {table_uri}; its columns are {raw.columns}")
@@ -164,11 +168,13 @@ def run(spark: SparkSession, settings: Settings, table_uri: str, id_col: str, la
             *([F.col("__label").cast("byte").alias(LABEL)] if label_col else []),
             F.lit(as_of).alias(AS_OF))
         features = laid_out(features, used)
-        features.write.parquet(spark_path(storage.join(tmp, "data")))
-        checked.filter(F.col(REASON).isNotNull()).select(
-            F.lit(name).alias("source"), F.col(REASON).alias("rule"), F.lit(None).cast("string").alias("arrival_date"),
-            F.to_json(F.struct(*[F.col(c) for c in raw.columns])).alias("record"),
-        ).write.partitionBy("source").parquet(spark_path(storage.join(tmp, "quarantine")))
+        with spark_writable(tmp, settings) as out:
+            features.write.parquet(storage.join(out, "data"))
+            checked.filter(F.col(REASON).isNotNull()).select(
+                F.lit(name).alias("source"), F.col(REASON).alias("rule"),
+                F.lit(None).cast("string").alias("arrival_date"),
+                F.to_json(F.struct(*[F.col(c) for c in raw.columns])).alias("record"),
+            ).write.partitionBy("source").parquet(storage.join(out, "quarantine"))
         report = SourceReport(name, rows_in, rows_in - used - sum(counts.values()), counts, used)
         manifest = {
             "kind": "table",

@@ -14,7 +14,6 @@ import pyarrow.fs as pafs
 
 from core import storage
 from features.sources import Column, Source
-from features.spark_session import spark_path
 
 if TYPE_CHECKING:
     from pyspark.sql import Column as SparkColumn
@@ -77,11 +76,12 @@ def check_present(raw_uri: str, source: Source) -> None:
         raise SourceError(f"raw source '{source.name}' is empty: no data files under {path}")
 
 
-def read_raw(spark: SparkSession, raw_uri: str, source: Source) -> DataFrame:
-    """The source as stored: typed for Parquet, all strings for text formats, plus arrival date."""
+def read_raw(spark: SparkSession, raw_root: str, source: Source) -> DataFrame:
+    """The source as stored: typed for Parquet, all strings for text formats, plus arrival date.
+    ``raw_root`` is where Spark reads the raw data (``spark_session.spark_readable``)."""
     from pyspark.sql import types as T
 
-    path = spark_path(storage.join(raw_uri, source.name))
+    path = storage.join(raw_root, source.name)
     if source.format == "parquet":
         df = spark.read.parquet(path)
     else:

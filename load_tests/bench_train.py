@@ -118,7 +118,7 @@ def hand_off(settings: Settings, rows: ray.data.Dataset, names: list[str]) -> di
     result = XGBoostTrainer(
         _hand_off_loop, train_loop_config={"feature_names": names, SHARDS: shards(rows, t.num_workers)},
         scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
-        run_config=RunConfig(name="hand-off", storage_path=str((settings.state_dir / "ray_results").absolute())),
+        run_config=RunConfig(name="hand-off", storage_path=settings.results_uri),
     ).fit()
     run_s, seconds = time.perf_counter() - started, result.metrics["hand_off_s"]
     return {"hand_off_s": round(seconds, 2), "hand_off_run_s": round(run_s, 2),
@@ -133,7 +133,7 @@ def ours(settings: Settings, snapshot: Snapshot) -> tuple[xgb.Booster, dict[str,
     rows, holdout = split_datasets(snapshot, settings)
     pos_weight = dataset_pos_weight(rows)
     split = time.perf_counter()
-    outcome = fit(rows, features, t.params, t, settings.state_dir / "ray_results", "bench", pos_weight)
+    outcome = fit(rows, features, t.params, t, settings.results_uri, "bench", pos_weight)
     done = time.perf_counter()
     print(f"ours: split {split - started:.1f} s, fit {done - split:.1f} s ({outcome.rounds} rounds)", flush=True)
     counts = split_counts(rows)

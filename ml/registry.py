@@ -39,14 +39,15 @@ class ModelNotFound(LookupError):
 def setup(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured store and make sure the experiment exists.
 
-    With the embedded SQLite store, artifacts go to ``<state_dir>/mlartifacts``; a tracking
-    server (``http://...``) decides its own artifact location.
+    With a local store (SQLite, PostgreSQL), artifacts go to ``settings.artifact_uri`` (a folder or
+    ``s3://``); a tracking server (``http://...``) decides its own artifact location.
     """
     mlflow.set_tracking_uri(settings.tracking_uri)
     name = settings.registry.experiment
     if mlflow.get_experiment_by_name(name) is None:
         remote = settings.tracking_uri.startswith(("http://", "https://", "databricks"))
-        location = None if remote else Path(settings.artifact_uri).absolute().as_uri()
+        artifacts = settings.artifact_uri
+        location = None if remote else artifacts if "://" in artifacts else Path(artifacts).absolute().as_uri()
         with contextlib.suppress(MlflowException):  # created concurrently
             mlflow.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(name)

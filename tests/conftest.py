@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.object_store import ENV_NAMES as S3_ENV_NAMES
 from core.processes import free_port
 from core.settings import Settings, get_settings
 from ray_jobs.supervisors.redis_server import RedisServer
@@ -28,10 +29,11 @@ def settings(tmp_path: Path) -> Settings:
 def _isolated_settings() -> Iterator[None]:
     """Every test reads its own settings: no cached Settings, and no MLFLOW_TRACKING_URI left
     behind by an earlier test (``mlflow.set_tracking_uri`` exports it to the environment, so
-    the next test's Settings would otherwise share the earlier test's registry)."""
+    the next test's Settings would otherwise share the earlier test's registry), nor S3 keys."""
     def reset() -> None:
         get_settings.cache_clear()
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
+        for name in ("MLFLOW_TRACKING_URI", *S3_ENV_NAMES):  # get_settings exports the object store's too
+            os.environ.pop(name, None)
 
     reset()
     yield

@@ -58,7 +58,7 @@ def distributed_trial(config: dict[str, Any], worker_shards: WorkerShards, names
     t = settings.train
     make_trainer(worker_shards, names, {**t.params, **config}, t, fixed["pos_weight"], RunConfig(
         name=f"train-{tune.get_context().get_trial_id()}",  # unique: a run of the same name is resumed
-        storage_path=str((settings.state_dir / "ray_results").absolute()),
+        storage_path=settings.results_uri,
         # workers that cannot be placed fail the trial after a few attempts instead of retrying forever
         failure_config=FailureConfig(  # type: ignore[call-arg]  # Train v2's class at runtime, typed as v1's
             max_failures=t.max_failures, controller_failure_limit=3),
@@ -103,7 +103,7 @@ def search(settings: Settings, rows: ray.data.Dataset, features: FeatureSet,
             num_samples=trials,
             max_concurrent_trials=max_concurrent,
         ),
-        run_config=tune.RunConfig(storage_path=str((settings.state_dir / "ray_results").absolute()),
+        run_config=tune.RunConfig(storage_path=settings.results_uri,
                                   name="tune", verbose=1),
     )
     return tuner.fit()

@@ -46,12 +46,12 @@ class DriftCheck:
         return measures.EXIT_CODES[self.status]
 
     @property
-    def report(self) -> Path:
-        return Path(self.output.uri) / "report.html"
+    def report(self) -> str:
+        return storage.join(self.output.uri, "report.html")
 
 
 def reports_root(settings: Settings) -> str:
-    return str((settings.state_dir / "reports" / "drift").absolute())
+    return storage.join(settings.reports_uri, "drift")
 
 
 def load_sample(snapshot: Snapshot, columns: list[str], max_rows: int, seed: int = 0) -> Columns:
@@ -84,11 +84,12 @@ def check_drift(settings: Settings, reference_ref: str, current_ref: str,
         result, samples, predictions = compare(reference, current, model, settings)
         if model_note:
             result.notes.append(model_note)
-        out = Path(storage.resolve(tmp)[1])
-        plots = html_report.plot(result, *samples, predictions, settings.drift, out)
         context = {"output id": output_id, "model version": model.version if model else "none",
                    "reference as of": reference.manifest.get("as_of"), "current as of": current.manifest.get("as_of")}
-        html_report.write_html(result, settings.drift, plots, out, context)
+        with storage.local_output(tmp) as local:
+            out = Path(local)
+            plots = html_report.plot(result, *samples, predictions, settings.drift, out)
+            html_report.write_html(result, settings.drift, plots, out, context)
         return {"run_id": output_id, "model_version": model.version if model else None, **result.to_json()}
 
     output, summary = outputs.publish_summarised(reports_root(settings), output_id, write, RESULT, force)
@@ -148,4 +149,5 @@ def log_to_mlflow(settings: Settings, checked: DriftCheck) -> None:
         if s["label"]:
             metrics["label_relative_change"] = s["label"]["relative_change"]
         mlflow.log_metrics(metrics)
-        mlflow.log_artifacts(storage.resolve(checked.output.uri)[1], artifact_path="drift_report")
+        with storage.local_copy(checked.output.uri) as local:
+            mlflow.log_artifacts(local, artifact_path="drift_report")

@@ -96,7 +96,7 @@ def train_and_register(settings: Settings, snapshot: Snapshot, params: dict[str,
         context = {"snapshot_id": snapshot.id, "schema_hash": features.schema_hash,
                    "code_version": code_version(), "seed": str(t.seed), "features": str(len(features))}
         mlflow.set_tags(context)
-        outcome = fit(rows, features, params, t, settings.state_dir / "ray_results",
+        outcome = fit(rows, features, params, t, settings.results_uri,
                       f"{run_name}-{run.info.run_id[:8]}", pos_weight)
         _log_history(outcome.history, t.report_every)
         holdout = Labelled.from_frame(holdout_frame, features)

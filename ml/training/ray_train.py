@@ -158,12 +158,12 @@ def make_trainer(worker_shards: WorkerShards, names: list[str], params: dict[str
 
 
 def fit(rows: ray.data.Dataset, features: FeatureSet, params: dict[str, Any],
-        settings: TrainSettings, storage_path: Path, name: str, pos_weight: float) -> TrainOutcome:
+        settings: TrainSettings, storage_uri: str, name: str, pos_weight: float) -> TrainOutcome:
     """Train on the train rows of ``rows`` (a dataset with a ``SPLIT`` column), stop early on its
     validation rows, with ``settings.num_workers`` workers; survive ``max_failures`` worker deaths."""
     trainer = make_trainer(shards(rows, settings.num_workers), features.names, params, settings, pos_weight, RunConfig(
         name=name,
-        storage_path=str(storage_path.absolute()),
+        storage_path=storage_uri,
         failure_config=FailureConfig(max_failures=settings.max_failures),
         checkpoint_config=CheckpointConfig(num_to_keep=2),
     ))

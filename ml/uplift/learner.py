@@ -119,7 +119,7 @@ def worker_shards(rows: pd.DataFrame, columns: list[str], workers: int) -> list[
 
 
 def fit_uplift(rows: pd.DataFrame, names: list[str], interventions: list[str], priors: dict[str, float],
-               settings: Settings, storage_path: Path, run_name: str) -> tuple[UpliftModel, list[dict[str, float]]]:
+               settings: Settings, storage_uri: str, run_name: str) -> tuple[UpliftModel, list[dict[str, float]]]:
     """Train on the train/validation rows of ``rows`` (with ``SPLIT``, ``ARM`` and the label)."""
     t, u = settings.train, settings.uplift
     threads = max(1, math.ceil(t.cpus_per_worker))
@@ -134,7 +134,7 @@ def fit_uplift(rows: pd.DataFrame, names: list[str], interventions: list[str], p
     trainer = XGBoostTrainer(
         train_loop_per_worker, train_loop_config=config,
         scaling_config=ScalingConfig(num_workers=t.num_workers, resources_per_worker={"CPU": t.cpus_per_worker}),
-        run_config=RunConfig(name=run_name, storage_path=str(storage_path.absolute()),
+        run_config=RunConfig(name=run_name, storage_path=storage_uri,
                              failure_config=FailureConfig(max_failures=t.max_failures),
                              checkpoint_config=CheckpointConfig(num_to_keep=1)),
     )

@@ -118,7 +118,7 @@ def train_and_register_uplift(settings: Settings, history: History, promote: boo
                            "num_boost_round": u.num_boost_round, "num_workers": settings.train.num_workers})
         mlflow.set_tags(context)
         model, rounds = fit_uplift(fit_rows, features.names, interventions, priors, settings,
-                                    settings.state_dir / "ray_results", f"uplift-{run.info.run_id[:8]}")
+                                    settings.results_uri, f"uplift-{run.info.run_id[:8]}")
         for step, row in enumerate(rounds, start=1):
             mlflow.log_metrics({k: v for k, v in row.items() if "_" in k and not k.startswith("_")}, step=step)
         evaluation = ev.evaluate(model, holdout)

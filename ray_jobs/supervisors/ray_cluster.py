@@ -55,6 +55,14 @@ class ClusterState:
         """What ``ray job submit`` (or ``JobSubmissionClient``) needs to reach the cluster."""
         return {"RAY_ADDRESS": self.dashboard, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": self.token_path}
 
+    def get(self, path: str, params: dict[str, str] | None = None, timeout_s: float = 30) -> dict:
+        """A GET on the head's dashboard (Jobs and state APIs) with the cluster's token."""
+        token = Path(self.token_path).read_text()
+        reply = httpx.get(f"{self.dashboard}{path}", params=params, headers={"Authorization": f"Bearer {token}"},
+                          timeout=timeout_s)
+        reply.raise_for_status()
+        return dict(reply.json())
+
 
 class LocalCluster:
     """``churn cluster up/down/status``: the head and ``cluster.workers`` worker nodes."""
@@ -65,6 +73,7 @@ class LocalCluster:
         self.dir = (Path(settings.state_dir) / "cluster").absolute()
         self.state_file = self.dir / "cluster.json"
         self.token_file = self.dir / "auth_token"
+        self.haproxy = self.dir / "haproxy"
         self.network = Network(self.cfg.prefix, self.cfg.subnet, self.cfg.workers + 1)
 
     @property
@@ -94,6 +103,7 @@ class LocalCluster:
             RedisServer(self.settings).also_listen(self.network.gateway)
             self.token_file.touch(mode=0o600)
             self.token_file.write_text(secrets.token_hex(32))
+            write_wrapper(self.haproxy)
             state = ClusterState(
                 gcs_address=f"{self.head.ip}:{self.cfg.gcs_port}",
                 dashboard=f"http://{self.head.ip}:{self.cfg.dashboard_port}",
@@ -120,26 +130,21 @@ class LocalCluster:
 
     def kill_node(self, name: str) -> list[int]:
         """Lose a worker node at once (SIGKILL to each of its processes), as a crashed machine."""
-        host = next((h for h in self.workers if h.name == name), None)
-        if host is None:
-            raise ClusterError(f"{name!r} is not a worker node of this cluster ({[h.name for h in self.workers]})")
-        return self.network.kill(host)
+        return self.network.kill(self._worker(name))
 
     def restart_node(self, name: str) -> None:
         """Start a lost worker node again (a replacement machine with the same address)."""
-        state = self.state()
-        host = next((h for h in self.workers if h.name == name), None)
-        if state is None or host is None:
-            raise ClusterError(f"no running cluster with a worker node {name!r}")
+        host, state = self._worker(name), self.state()
+        if state is None:
+            raise ClusterError("no cluster running")
         self._start_node(host, state, head=False)
 
-    def alive_nodes(self, state: ClusterState) -> list[dict]:
+    @staticmethod
+    def alive_nodes(state: ClusterState) -> list[dict]:
         """The nodes the head knows alive (the state API of its dashboard)."""
-        reply = httpx.get(f"{state.dashboard}/api/v0/nodes", params={"filter_keys": "state", "filter_predicates": "=",
-                                                                       "filter_values": "ALIVE", "detail": "1"},
-                          headers={"Authorization": f"Bearer {self.token_file.read_text()}"}, timeout=10)
-        reply.raise_for_status()
-        return list(reply.json()["data"]["result"]["result"])
+        found = state.get("/api/v0/nodes", {"filter_keys": "state", "filter_predicates": "=",
+                                            "filter_values": "ALIVE", "detail": "1"}, timeout_s=10)
+        return list(found["data"]["result"]["result"])
 
     def job_env(self, state: ClusterState) -> dict[str, str]:
         """The environment every node (and so every job driver and worker) starts with."""
@@ -149,6 +154,12 @@ class LocalCluster:
         return {**env, **SERVE_FLAGS, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": state.token_path}
 
     # ---------------------------------------------------------------- helpers
+    def _worker(self, name: str) -> Host:
+        host = next((h for h in self.workers if h.name == name), None)
+        if host is None:
+            raise ClusterError(f"{name!r} is not a worker node of this cluster ({[h.name for h in self.workers]})")
+        return host
+
     @staticmethod
     def _temp_dir(host: Host) -> Path:
         """The node's Ray folder: short, for Ray's socket paths (< 108 characters)."""
@@ -156,17 +167,15 @@ class LocalCluster:
 
     def _start_node(self, host: Host, state: ClusterState, head: bool) -> None:
         ray = str(Path(sys.executable).with_name("ray"))
-        temp_dir = self._temp_dir(host)
-        haproxy = write_wrapper(self.dir / "haproxy")
-        cmd = [ray, "start", f"--node-ip-address={host.ip}", f"--temp-dir={temp_dir}", "--disable-usage-stats",
-               f"--object-store-memory={self.cfg.object_store_mb * 2**20}"]
+        cmd = [ray, "start", f"--node-ip-address={host.ip}", f"--temp-dir={self._temp_dir(host)}",
+               "--disable-usage-stats", f"--object-store-memory={self.cfg.object_store_mb * 2**20}"]
         if head:
             cmd += ["--head", f"--port={self.cfg.gcs_port}", f"--num-cpus={self.cfg.head_cpus}",
                     "--include-dashboard=true", f"--dashboard-host={host.ip}",
                     f"--dashboard-port={self.cfg.dashboard_port}"]
         else:
             cmd += [f"--address={state.gcs_address}", f"--num-cpus={self.cfg.worker_cpus}"]
-        env = {**os.environ, **self.job_env(state), "RAY_SERVE_HAPROXY_BINARY_PATH": str(haproxy),
+        env = {**os.environ, **self.job_env(state), "RAY_SERVE_HAPROXY_BINARY_PATH": str(self.haproxy),
                # a job's `python` is this interpreter, with the project's locked packages
                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
         log_path = self.dir / f"{host.name}.log"

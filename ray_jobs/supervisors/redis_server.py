@@ -180,7 +180,8 @@ class RedisServer:
             if address not in bound:
                 client.config_set("bind", " ".join([*bound, address]))
         except redis.RedisError as exc:
-            raise ServiceError(f"cannot make Redis on port {self.cfg.port} listen on {address}: {exc}") from exc
+            raise ServiceError(f"cannot make Redis on port {self.cfg.port} listen on {address} ({exc}); "
+                               "is it running? start it first: churn services up") from exc
 
     def running_pid(self) -> int | None:
         """The pid of our primary's process (the one on ``cfg.port``) when it runs."""

@@ -2,9 +2,11 @@
 of its own (``churn cluster up``), every step submitted with ``ray job submit --working-dir .``
 from the repository as the README says (in a process of its own, with the exports ``churn
 cluster up`` prints: Ray reads the token settings once per process) and followed through the Jobs
-API; a worker node lost during training."""
+API; the Serve app deployed with ``serve deploy`` to the head's dashboard; a worker node lost
+during training, during batch scoring and under serving load."""
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -16,7 +18,9 @@ from pathlib import Path
 
 import httpx
 import mlflow
+import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from core.processes import free_port
 from core.settings import Settings
@@ -24,7 +28,9 @@ from features.snapshot import open_snapshot
 from ml.scoring.batch import open_scores
 from ray_jobs.supervisors.ray_cluster import ClusterState, LocalCluster
 from ray_jobs.supervisors.redis_server import RedisServer
+from ray_jobs.supervisors.serve_deployment import serve_config
 
+from _load import Load
 from support import REPO
 
 pytestmark = [
@@ -64,20 +70,19 @@ def submit(state: ClusterState, entrypoint: str) -> str:
     return job
 
 
-def jobs_api(state: ClusterState, path: str) -> dict:
-    token = Path(state.token_path).read_text()
-    reply = httpx.get(f"{state.dashboard}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    reply.raise_for_status()
-    return reply.json()
+def finished(state: ClusterState, job: str, timeout_s: float = 600) -> str:
+    """The final status of ``job`` (Jobs API), once it has one."""
+    deadline = time.monotonic() + timeout_s
+    while (status := state.get(f"/api/jobs/{job}")["status"]) not in {"SUCCEEDED", "FAILED", "STOPPED"}:
+        assert time.monotonic() < deadline, f"{job} still {status} after {timeout_s:.0f} s"
+        time.sleep(2)
+    return str(status)
 
 
 def wait(state: ClusterState, job: str, timeout_s: float = 600) -> str:
     """The logs of ``job`` once it succeeded (it must)."""
-    deadline = time.monotonic() + timeout_s
-    while (status := jobs_api(state, f"/api/jobs/{job}")["status"]) not in {"SUCCEEDED", "FAILED", "STOPPED"}:
-        assert time.monotonic() < deadline, f"{job} still {status} after {timeout_s:.0f} s"
-        time.sleep(2)
-    logs = jobs_api(state, f"/api/jobs/{job}/logs")["logs"]
+    status = finished(state, job, timeout_s)
+    logs = state.get(f"/api/jobs/{job}/logs")["logs"]
     assert status == "SUCCEEDED", logs[-3000:]
     return logs
 
@@ -107,7 +112,7 @@ def test_spark_executors_and_train_workers_run_on_the_worker_nodes(cluster, pipe
     _, local, state = cluster
     nodes = {n["node_id"]: n for n in local.alive_nodes(state)}
     head = {i for i, n in nodes.items() if n["is_head_node"]}
-    actors = jobs_api(state, "/api/v0/actors?limit=10000&detail=1")["data"]["result"]["result"]
+    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
     executors, trainers = node_of(actors, "RayDPExecutor"), node_of(actors, "RayTrainWorker")
     assert executors and not executors & head
     assert len(trainers) == 2 and not trainers & head, "one Train worker on each worker node"
@@ -115,7 +120,7 @@ def test_spark_executors_and_train_workers_run_on_the_worker_nodes(cluster, pipe
 
 def test_training_goes_on_from_its_checkpoint_when_a_worker_node_is_lost(cluster, pipeline):
     settings, local, state = cluster
-    results = settings.state_dir / "ray_results"
+    results = Path(settings.results_uri)
     before = set(results.glob("train-*"))
     job = submit(state, "python -m ray_jobs.train --snapshot latest")
     deadline = time.monotonic() + 300
@@ -152,9 +157,7 @@ def test_batch_scoring_that_loses_a_worker_node_writes_all_scores_or_nothing(clu
     victim = {n["node_id"]: n["node_ip"] for n in local.alive_nodes(state)}[_scoring_actors(state)[0]["node_id"]]
     local.kill_node(state.nodes[state.ips.index(victim)])
     try:
-        while (status := jobs_api(state, f"/api/jobs/{job}")["status"]) not in {"SUCCEEDED", "FAILED", "STOPPED"}:
-            assert time.monotonic() < deadline + 300, f"{job} still {status}"
-            time.sleep(2)
+        status = finished(state, job, timeout_s=deadline + 300 - time.monotonic())
     finally:
         local.restart_node(state.nodes[state.ips.index(victim)])
     snapshot = open_snapshot(settings, "latest")
@@ -166,5 +169,86 @@ def test_batch_scoring_that_loses_a_worker_node_writes_all_scores_or_nothing(clu
 
 
 def _scoring_actors(state: ClusterState) -> list[dict]:
-    actors = jobs_api(state, "/api/v0/actors?limit=10000&detail=1")["data"]["result"]["result"]
+    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
     return [a for a in actors if "MapWorker" in a["class_name"] and a["state"] == "ALIVE"]
+
+
+# --------------------------------------------------------------------- the Serve app on the cluster
+@pytest.fixture(scope="module")
+def service(cluster, pipeline) -> str:
+    """The champion promoted and its features materialised (jobs), then the app deployed with
+    ``serve deploy`` to the head's dashboard, proxies on every node; the head's route once ready."""
+    settings, _, state = cluster
+    for step in ("promote", "materialize"):
+        wait(state, submit(state, f"python -m ray_jobs.{step}"))
+    config = serve_config(settings.model_copy(update={"serve": settings.serve.model_copy(update={"host": "0.0.0.0"})}))
+    path = settings.state_dir / "serve-cluster.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    subprocess.run([str(Path(sys.executable).with_name("serve")), "deploy", "--address", state.dashboard, str(path)],
+                   env={**os.environ, **state.client_env}, check=True, capture_output=True, timeout=120)
+    route = f"http://{state.ips[0]}:{settings.serve.port}"
+    deadline = time.monotonic() + 300
+    while _status(f"{route}/readyz") != 200:
+        assert time.monotonic() < deadline, f"{route}/readyz not ready"
+        time.sleep(2)
+    return route
+
+
+def _status(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+def _replica_nodes(state: ClusterState) -> list[str]:
+    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
+    return [a["node_id"] for a in actors if "ServeReplica:churn:Predictor" in a["class_name"] and a["state"] == "ALIVE"]
+
+
+def _controller(state: ClusterState) -> str:
+    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
+    (controller,) = [a["actor_id"] for a in actors if a["class_name"] == "ServeController" and a["state"] == "ALIVE"]
+    return str(controller)
+
+
+def test_the_serve_replicas_run_on_both_worker_nodes(cluster, service):
+    _, local, state = cluster
+    workers = {n["node_id"] for n in local.alive_nodes(state) if not n["is_head_node"]}
+    assert set(_replica_nodes(state)) == workers and len(workers) == 2
+
+
+def test_a_worker_node_lost_under_serving_load_fails_no_request(cluster, service):
+    """Kill the node of one replica while 8 clients predict through the head's proxy: HAProxy
+    replays what the lost replica held, Serve starts its replacement on the surviving node, and
+    the controller (on the head) is the same actor with the same application throughout."""
+    settings, local, state = cluster
+    ids = pq.read_table(open_snapshot(settings, "latest").data_uri, columns=["customer_id"]).column(0).to_pylist()
+    controller = _controller(state)
+    ips = {n["node_id"]: n["node_ip"] for n in local.alive_nodes(state)}
+    victim = state.nodes[state.ips.index(ips[_replica_nodes(state)[0]])]
+    survivor = next(i for i, ip in ips.items() if ip not in (state.ips[0], state.ips[state.nodes.index(victim)]))
+    load = Load(service, ids[:2000])
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(load.run(stop))
+        await asyncio.sleep(3)
+        await asyncio.to_thread(local.kill_node, victim)
+        deadline = time.monotonic() + 180
+        while _replica_nodes(state) != [survivor] * 2:
+            assert time.monotonic() < deadline, f"replicas on {_replica_nodes(state)}"
+            await asyncio.sleep(1)
+        await asyncio.sleep(3)  # the replacement serving too
+        stop.set()
+        await task
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        local.restart_node(victim)
+    assert len(load.statuses) > 200
+    assert set(load.statuses) == {200}, (load.counts, load.failures[:5])
+    assert _controller(state) == controller
+    apps = state.get("/api/serve/applications/")["applications"]
+    assert apps["churn"]["status"] == "RUNNING"

@@ -53,7 +53,7 @@ def drift_cli(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def plots(drift_cli) -> list[Path]:
-    return sorted(drift_cli.run.report.parent.glob("*.png"))
+    return sorted(Path(drift_cli.run.report).parent.glob("*.png"))
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,7 @@ def test_drift_check_reuses_the_report_the_command_wrote(drift_cli):
 
 
 def test_drift_summary_is_stored_as_drift_json_beside_the_report(drift_cli):
-    stored = json.loads((drift_cli.run.report.parent / "drift.json").read_text())
+    stored = json.loads((Path(drift_cli.run.report).parent / "drift.json").read_text())
     assert stored["status"] == drift_cli.run.status and stored["run_id"] == drift_cli.run.output.id
 
 
@@ -93,7 +93,7 @@ def test_drift_report_has_a_plot_per_feature_plus_psi_and_predictions(drift_cli,
 
 
 def test_drift_report_page_embeds_every_plot(drift_cli, plots):
-    page = drift_cli.run.report.read_text()
+    page = Path(drift_cli.run.report).read_text()
     assert all(f'src="{p.name}"' in page for p in plots)
 
 

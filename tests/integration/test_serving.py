@@ -25,6 +25,7 @@ from ml.scoring import segments
 from ray_jobs.supervisors import serve_deployment
 from serve_app.next_action import NextActions
 
+from _load import Load
 from _online import online_settings, publish, running_redis
 from support import register_model, register_uplift_model, synthetic_customers, write_snapshot
 
@@ -293,39 +294,6 @@ def test_redis_outage_is_a_503_then_recovers(stack, client):
     assert client.get("/readyz").status_code == 200
 
 
-class Load:
-    """What 8 clients predicting in a closed loop got: statuses, model versions, failures."""
-
-    def __init__(self) -> None:
-        self.statuses: list[int] = []
-        self.versions: list[str] = []
-        self.failures: list[str] = []
-
-    async def run(self, settings, stop: asyncio.Event) -> None:
-        async with httpx.AsyncClient(base_url=serve_deployment.route(settings), timeout=30, headers=AUTH) as http:
-            async def worker(k: int) -> None:
-                i = k
-                while not stop.is_set():
-                    try:
-                        r = await http.post("/v1/predict", json={"customer_id": IDS[i % len(IDS)]})
-                    except httpx.TransportError as exc:  # a broken connection
-                        self.statuses.append(0)
-                        self.failures.append(f"{type(exc).__name__}: {exc}")
-                        continue
-                    self.statuses.append(r.status_code)
-                    if r.status_code == 200:
-                        self.versions.append(r.json()["model_version"])
-                    else:
-                        self.failures.append(f"{r.status_code} {r.text[:300]}")
-                    i += 8
-
-            await asyncio.gather(*(worker(k) for k in range(8)))
-
-    @property
-    def counts(self) -> dict[int, int]:
-        return {s: self.statuses.count(s) for s in set(self.statuses)}
-
-
 def replica_pids() -> list[int]:
     found = subprocess.run(["pgrep", "-f", "ServeReplica:churn:Predictor"], capture_output=True, text=True)
     return [int(p) for p in found.stdout.split()]
@@ -336,12 +304,12 @@ def test_a_serve_replica_killed_under_load_fails_no_request(stack):
     replica every request the dead one had taken (httpx writes headers and body apart, the case
     that needs the whole request buffered), and Serve starts a replacement."""
     settings = stack[0]
-    load = Load()
+    load = Load(serve_deployment.route(settings), IDS, AUTH)
     before = replica_pids()
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(load.run(settings, stop))
+        task = asyncio.create_task(load.run(stop))
         await asyncio.sleep(2)
         os.kill(before[0], signal.SIGKILL)
         deadline = time.monotonic() + 120
@@ -361,11 +329,11 @@ def test_alias_switch_under_load_fails_no_request(stack):
     """Register version 2 as champion while 8 clients keep predicting: every answer is a 200 and
     the replicas end up on version 2."""
     settings, _, snapshot = stack
-    load = Load()
+    load = Load(serve_deployment.route(settings), IDS, AUTH)
 
     async def scenario() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(load.run(settings, stop))
+        task = asyncio.create_task(load.run(stop))
         await asyncio.sleep(2)
         await asyncio.to_thread(register_model, settings, snapshot, "champion", 1)
         deadline = time.monotonic() + 90
