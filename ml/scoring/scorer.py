@@ -107,7 +107,10 @@ class Scorer:
 
 def score(ds: Dataset, booster: xgb.Booster, features: FeatureSet, plan: PoolPlan,
           settings: ScoringSettings, reasons: int) -> Dataset:
-    """customer_id, probability and top_reasons of every row of ``ds`` (lazy)."""
+    """customer_id, probability and top_reasons of every row of ``ds`` (lazy).
+
+    A lost actor (its node gone) fails the run, which then publishes nothing: restarted, it would
+    wait for CPUs that only the lost node had, while the surviving actors hold the rest (a hang)."""
     from ray.data import ActorPoolStrategy
 
     return ds.map_batches(
@@ -116,6 +119,7 @@ def score(ds: Dataset, booster: xgb.Booster, features: FeatureSet, plan: PoolPla
         batch_size=settings.batch_size,
         compute=ActorPoolStrategy(size=plan.actors),
         num_cpus=plan.cpus_per_actor,
+        max_restarts=0,
         fn_constructor_kwargs={"model": bytes(booster.save_raw("ubj")), "feature_names": features.names,
                                "reasons": reasons, "exact_reasons": settings.exact_reasons,
                                "threads": plan.threads},

@@ -61,11 +61,13 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings
 _jobs = itertools.count()
 
 
-def submit(state: ClusterState, entrypoint: str) -> str:
-    """``ray job submit --no-wait --working-dir . -- <entrypoint>`` from the repository; the job's id."""
+def submit(state: ClusterState, entrypoint: str, env: dict[str, str] | None = None) -> str:
+    """``ray job submit --no-wait --working-dir . -- <entrypoint>`` from the repository (``env``: the
+    job's own variables); the job's id."""
     job = f"churn-test-{os.getpid()}-{next(_jobs)}"
+    runtime_env = ["--runtime-env-json", json.dumps({"env_vars": env})] if env else []
     subprocess.run([str(Path(sys.executable).with_name("ray")), "job", "submit", "--no-wait", "--submission-id", job,
-                    "--working-dir", ".", "--", *entrypoint.split()],
+                    *runtime_env, "--working-dir", ".", "--", *entrypoint.split()],
                    cwd=REPO, env={**os.environ, **state.client_env}, check=True, capture_output=True, timeout=120)
     return job
 
@@ -149,17 +151,21 @@ def _registered_checkpoints(run: Path) -> list[dict]:
 
 def test_batch_scoring_that_loses_a_worker_node_writes_all_scores_or_nothing(cluster, pipeline):
     settings, local, state = cluster
-    job = submit(state, "python -m ray_jobs.batch_score --snapshot latest --model challenger --force")
+    # batches of 10 rows: the 2,000 customers take long enough to lose a node in the middle
+    job = submit(state, "python -m ray_jobs.batch_score --snapshot latest --model challenger --force",
+                 env={"CHURN_SCORING__BATCH_SIZE": "10"})
     deadline = time.monotonic() + 300
-    while not any(a["state"] == "ALIVE" and a["node_id"] for a in _scoring_actors(state)):
+    while not (actors := [a for a in _scoring_actors(state) if a["node_id"]]):
         assert time.monotonic() < deadline, "no scoring actor started"
         time.sleep(0.3)
-    victim = {n["node_id"]: n["node_ip"] for n in local.alive_nodes(state)}[_scoring_actors(state)[0]["node_id"]]
+    victim = {n["node_id"]: n["node_ip"] for n in local.alive_nodes(state)}[actors[0]["node_id"]]
     local.kill_node(state.nodes[state.ips.index(victim)])
     try:
+        during = state.get(f"/api/jobs/{job}")["status"]
         status = finished(state, job, timeout_s=deadline + 300 - time.monotonic())
     finally:
         local.restart_node(state.nodes[state.ips.index(victim)])
+    assert during == "RUNNING", "the node was lost while the job ran"
     snapshot = open_snapshot(settings, "latest")
     if status == "SUCCEEDED":
         scores = open_scores(settings)
