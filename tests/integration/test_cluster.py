@@ -2,8 +2,8 @@
 of its own (``churn cluster up``), every step submitted with ``ray job submit --working-dir .``
 from the repository as the README says (in a process of its own, with the exports ``churn
 cluster up`` prints: Ray reads the token settings once per process) and followed through the Jobs
-API; the Serve app deployed with ``serve deploy`` to the head's dashboard; a worker node lost
-during training, during batch scoring and under serving load."""
+API; tuning as a job; the Serve app deployed with ``serve deploy`` to the head's dashboard; a
+worker node lost during training, during batch scoring and under serving load."""
 from __future__ import annotations
 
 import asyncio
@@ -178,6 +178,16 @@ def _scoring_actors(state: ClusterState) -> list[dict]:
     actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
     return [a for a in actors if "MapWorker" in a["class_name"] and a["state"] == "ALIVE"]
 
+
+def test_tuning_runs_as_a_job_and_registers_its_best_trial(cluster, pipeline):
+    """Before the Serve tests: their replicas hold the worker nodes' CPUs, which the trials need."""
+    settings, _, state = cluster
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    client = mlflow.MlflowClient()
+    before = int(client.get_model_version_by_alias(settings.registry.model_name, "challenger").version)
+    wait(state, submit(state, "python -m ray_jobs.tune --trials 2"))
+    best = client.get_model_version_by_alias(settings.registry.model_name, "challenger")
+    assert int(best.version) > before and mlflow.get_run(best.run_id).info.run_name == "tune-best"
 
 # --------------------------------------------------------------------- the Serve app on the cluster
 @pytest.fixture(scope="module")
