@@ -5,7 +5,6 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.object_store import s3_env
 from core.processes import free_port
 from core.settings import Settings
 from ray_jobs.supervisors.redis_process import ServiceError
@@ -31,8 +30,3 @@ def running_s3(state_dir: Path, **overrides) -> Iterator[S3Server]:
         yield server
     finally:
         server.down()
-
-
-def s3_environment(server: S3Server) -> dict[str, str]:
-    """The variables a process needs to reach ``server`` (what ``get_settings`` exports)."""
-    return s3_env(server.settings)

@@ -81,6 +81,11 @@ def finished(state: ClusterState, job: str, timeout_s: float = 600) -> str:
     return str(status)
 
 
+def actors_of(state: ClusterState) -> list[dict]:
+    """Every actor the head knows, alive or dead, with its node (the state API)."""
+    return list(state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"])
+
+
 def wait(state: ClusterState, job: str, timeout_s: float = 600) -> str:
     """The logs of ``job`` once it succeeded (it must)."""
     status = finished(state, job, timeout_s)
@@ -114,7 +119,7 @@ def test_spark_executors_and_train_workers_run_on_the_worker_nodes(cluster, pipe
     _, local, state = cluster
     nodes = {n["node_id"]: n for n in local.alive_nodes(state)}
     head = {i for i, n in nodes.items() if n["is_head_node"]}
-    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
+    actors = actors_of(state)
     executors, trainers = node_of(actors, "RayDPExecutor"), node_of(actors, "RayTrainWorker")
     assert executors and not executors & head
     assert len(trainers) == 2 and not trainers & head, "one Train worker on each worker node"
@@ -175,8 +180,7 @@ def test_batch_scoring_that_loses_a_worker_node_writes_all_scores_or_nothing(clu
 
 
 def _scoring_actors(state: ClusterState) -> list[dict]:
-    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
-    return [a for a in actors if "MapWorker" in a["class_name"] and a["state"] == "ALIVE"]
+    return [a for a in actors_of(state) if "MapWorker" in a["class_name"] and a["state"] == "ALIVE"]
 
 
 def test_tuning_runs_as_a_job_and_registers_its_best_trial(cluster, pipeline):
@@ -218,13 +222,13 @@ def _status(url: str) -> int:
 
 
 def _replica_nodes(state: ClusterState) -> list[str]:
-    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
-    return [a["node_id"] for a in actors if "ServeReplica:churn:Predictor" in a["class_name"] and a["state"] == "ALIVE"]
+    return [a["node_id"] for a in actors_of(state)
+            if "ServeReplica:churn:Predictor" in a["class_name"] and a["state"] == "ALIVE"]
 
 
 def _controller(state: ClusterState) -> str:
-    actors = state.get("/api/v0/actors", {"limit": "10000", "detail": "1"})["data"]["result"]["result"]
-    (controller,) = [a["actor_id"] for a in actors if a["class_name"] == "ServeController" and a["state"] == "ALIVE"]
+    (controller,) = [a["actor_id"] for a in actors_of(state)
+                     if a["class_name"] == "ServeController" and a["state"] == "ALIVE"]
     return str(controller)
 
 
