@@ -185,14 +185,21 @@ class S3Server:
                                  allow_bucket_creation=True, connect_timeout=2, request_timeout=10)
 
     def _ensure_bucket(self) -> None:
-        """Create the bucket; the filer behind S3 may need a moment after the port opens."""
+        """Create the bucket, then write and read back a probe object: the filer and the volume
+        server behind S3 need a moment after the port opens (a read at once failed mid-body)."""
         deadline = time.monotonic() + START_TIMEOUT_S
+        probe = f"{self.cfg.bucket}/.churn-ready"
         while True:
             try:
-                self._fs().create_dir(self.cfg.bucket)
+                fs = self._fs()
+                fs.create_dir(self.cfg.bucket)
+                with fs.open_output_stream(probe) as out:
+                    out.write(b"ok")
+                with fs.open_input_stream(probe) as got:
+                    got.read()
                 return
             except OSError as exc:
                 if time.monotonic() > deadline:
-                    raise ServiceError(f"could not create bucket {self.cfg.bucket!r} on {self.endpoint}: "
-                                       f"{exc}") from exc
+                    raise ServiceError(f"the bucket {self.cfg.bucket!r} on {self.endpoint} cannot be "
+                                       f"written and read: {exc}") from exc
                 time.sleep(0.5)
